@@ -1,0 +1,9 @@
+"""`emergence run` (under construction: registers nothing yet)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""

@@ -1,0 +1,1 @@
+"""Models: our GPT decoder/encoder, recurrent baselines, hook points, size families."""
