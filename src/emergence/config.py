@@ -139,7 +139,9 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if origin is Literal:
         allowed = get_args(tp)
         if value not in allowed:
-            raise UserError(f"{where}: {unknown_name_message('value', value, allowed).removeprefix('unknown ')}")
+            raise UserError(
+                f"{where}: {unknown_name_message('value', value, allowed).removeprefix('unknown ')}"
+            )
         return value
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
@@ -150,7 +152,9 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         if origin is tuple and args:
             if len(args) != len(value):
                 raise UserError(f"{where}: expected {len(args)} items, got {len(value)}")
-            return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+            return tuple(
+                _coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
+            )
         item = args[0] if args else Any
         seq = [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(seq) if origin is tuple else seq

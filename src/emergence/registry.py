@@ -58,7 +58,7 @@ class Registry(Generic[T]):
 
 
 def unknown_name_message(kind: str, name: str, known: object) -> str:
-    """"unknown task 'additon' (did you mean 'addition'?)" — shared by the registry and the config loader."""
+    """ "unknown task 'additon' (did you mean 'addition'?)" — shared by the registry and the config loader."""
     names = sorted(str(k) for k in known)  # type: ignore[attr-defined]
     close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.6)
     hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
