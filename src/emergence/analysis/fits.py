@@ -1,0 +1,419 @@
+"""Shape fits of a score curve in log-scale: straight line, sigmoid and hinge, compared by AIC/AICc/BIC.
+
+All models live on u = log10(x) of the scale axis (parameters, FLOPs or steps), REFERENCES §4:
+
+    line     y = a + b·u
+    hinge    y = a + b·max(0, u − u0)                        threshold x0 = 10**u0
+    sigmoid  y = lo + (hi − lo) / (1 + exp(−k (u − u0)))      threshold x0, sharpness k (per decade)
+
+    y                         hinge:        sigmoid:        line:
+    │               ╱              ____╱          ____           ╱
+    │          ____╱          ____╱          ____╱           ╱
+    └───────────────► u      u0               u0
+
+Both non-linear models are *conditionally linear*: for a fixed u0 (and k) the remaining parameters solve an
+ordinary least-squares problem. We profile them over a grid of u0 (and k) — which makes the fit robust to bad
+starting points, the usual failure of sigmoid fits — and polish the best grid point with a bounded
+`scipy.optimize` solver. Nothing here raises on degenerate data (constant curves, two points): the result
+carries a status instead.
+
+Information criteria use the Gaussian log-likelihood with the noise variance counted as a parameter
+(k = #parameters + 1): AIC = n·ln(RSS/n) + 2k, AICc = AIC + 2k(k+1)/(n − k − 1) (Hurvich & Tsai 1989; Burnham &
+Anderson recommend it when n/k < 40), BIC = n·ln(RSS/n) + k·ln n.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from scipy import optimize
+
+Criterion = Literal["auto", "aic", "aicc", "bic"]
+MODEL_NAMES = ("line", "hinge", "sigmoid")
+# Free parameters of each model's mean (the noise variance adds one more in the criteria).
+N_PARAMS = {"line": 2, "hinge": 3, "sigmoid": 4}
+# Distinct x values needed: one more than the mean's parameters, so that a model can never interpolate the
+# scale points exactly (a 4-parameter sigmoid through 4 points says nothing about a threshold).
+MIN_DISTINCT_X = {name: k + 1 for name, k in N_PARAMS.items()}
+_GRID_U0 = 41
+_GRID_K = 9
+
+
+@dataclass(frozen=True)
+class ModelFit:
+    """One fitted model: parameters, goodness of fit and information criteria."""
+
+    name: str
+    status: str  # "ok" | "not_enough_data" | "failed"
+    params: dict[str, float] = field(default_factory=dict)
+    rss: float | None = None
+    k: int = 0
+    aic: float | None = None
+    aicc: float | None = None
+    bic: float | None = None
+    r2: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the fit produced parameters."""
+        return self.status == "ok"
+
+    def predict(self, u: np.ndarray | float) -> np.ndarray:
+        """Evaluate the fitted mean at u = log10(x)."""
+        u = np.asarray(u, dtype=float)
+        p = self.params
+        if self.name == "line":
+            return p["a"] + p["b"] * u
+        if self.name == "hinge":
+            return p["a"] + p["b"] * np.maximum(0.0, u - p["log10_x0"])
+        if self.name == "sigmoid":
+            return p["lo"] + (p["hi"] - p["lo"]) * _logistic(p["k"] * (u - p["log10_x0"]))
+        raise ValueError(f"name: unknown model {self.name!r}")
+
+    def criterion(self, which: str) -> float | None:
+        """The named information criterion ("aic", "aicc" or "bic")."""
+        return {"aic": self.aic, "aicc": self.aicc, "bic": self.bic}[which]
+
+    def to_json(self, delta: float | None = None) -> dict[str, Any]:
+        """Plain data for analysis.json."""
+        return {
+            "status": self.status,
+            "params": dict(self.params),
+            "rss": self.rss,
+            "k": self.k,
+            "aic": self.aic,
+            "aicc": self.aicc,
+            "bic": self.bic,
+            "r2": self.r2,
+            "delta": delta,
+        }
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Every model fitted to one curve, and the one the criterion prefers."""
+
+    status: str  # "ok" | "not_enough_data" | "constant"
+    reason: str | None
+    n_obs: int
+    n_x: int
+    criterion: str
+    models: dict[str, ModelFit]
+    best: str | None
+
+    def delta_vs_line(self) -> float | None:
+        """criterion(line) − criterion(best): how much better the chosen model is than a straight line."""
+        if self.best is None or "line" not in self.models:
+            return None
+        c_line = self.models["line"].criterion(self.criterion)
+        c_best = self.models[self.best].criterion(self.criterion)
+        if c_line is None or c_best is None:
+            return None
+        return float(c_line - c_best)
+
+
+def _logistic(z: np.ndarray) -> np.ndarray:
+    # Clipping keeps exp() finite for very sharp sigmoids; the value saturates long before ±50.
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def _score(name: str, y: np.ndarray, yhat: np.ndarray, params: dict[str, float]) -> ModelFit:
+    n = y.size
+    k = N_PARAMS[name] + 1
+    tss = float(np.sum((y - y.mean()) ** 2))
+    rss_raw = float(np.sum((y - yhat) ** 2))
+    # Floor RSS so that an exact fit gives a very good, finite criterion instead of −inf.
+    rss = max(rss_raw, 1e-12 * (tss + 1e-12))
+    ll = n * math.log(rss / n)
+    aic = ll + 2 * k
+    aicc = aic + 2 * k * (k + 1) / (n - k - 1) if n - k - 1 > 0 else None
+    bic = ll + k * math.log(n)
+    r2 = 1.0 - rss_raw / tss if tss > 0 else None
+    return ModelFit(
+        name=name,
+        status="ok",
+        params={key: float(v) for key, v in params.items()},
+        rss=rss_raw,
+        k=k,
+        aic=_finite(aic),
+        aicc=_finite(aicc) if aicc is not None else None,
+        bic=_finite(bic),
+        r2=_finite(r2) if r2 is not None else None,
+    )
+
+
+def fit_line(u: np.ndarray, y: np.ndarray) -> ModelFit:
+    """Least-squares straight line y = a + b·u."""
+    u, y = np.asarray(u, float), np.asarray(y, float)
+    if np.unique(u).size < 2:
+        return ModelFit("line", "not_enough_data", k=N_PARAMS["line"] + 1)
+    b, a = np.polyfit(u, y, 1)
+    return _score("line", y, a + b * u, {"a": a, "b": b})
+
+
+def _lstsq_columns(cols: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Batched 2-column least squares: cols (G, n, 2), y (n,) → coefficients (G, 2), RSS (G,)."""
+    # Normal equations of a 2×2 system, solved in closed form for every grid point at once.
+    c0, c1 = cols[..., 0], cols[..., 1]  # (G, n)
+    s00, s01, s11 = (c0 * c0).sum(-1), (c0 * c1).sum(-1), (c1 * c1).sum(-1)
+    t0, t1 = (c0 * y).sum(-1), (c1 * y).sum(-1)
+    det = s00 * s11 - s01 * s01
+    with np.errstate(divide="ignore", invalid="ignore"):
+        beta0 = (s11 * t0 - s01 * t1) / det
+        beta1 = (s00 * t1 - s01 * t0) / det
+    coef = np.stack([beta0, beta1], axis=-1)
+    resid = y - (c0 * beta0[:, None] + c1 * beta1[:, None])
+    rss = (resid**2).sum(-1)
+    rss[~np.isfinite(rss) | (np.abs(det) < 1e-12)] = np.inf
+    return coef, rss
+
+
+def fit_hinge(u: np.ndarray, y: np.ndarray) -> ModelFit:
+    """Hinge y = a + b·max(0, u − u0), u0 within the observed range; profiled over u0, then polished."""
+    u, y = np.asarray(u, float), np.asarray(y, float)
+    lo_u, hi_u = float(u.min()), float(u.max())
+    if np.unique(u).size < MIN_DISTINCT_X["hinge"]:
+        return ModelFit("hinge", "not_enough_data", k=N_PARAMS["hinge"] + 1)
+
+    def rss_at(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h = np.maximum(0.0, u[None, :] - grid[:, None])  # (G, n)
+        cols = np.stack([np.ones_like(h), h], axis=-1)  # (G, n, 2)
+        return _lstsq_columns(cols, y)
+
+    # u0 at the top of the range makes the hinge column all zeros (a constant, no slope): stop short of it.
+    span = hi_u - lo_u
+    grid = np.linspace(lo_u, hi_u - 1e-3 * span, 200)
+    coef, rss = rss_at(grid)
+    if not np.isfinite(rss).any():
+        return ModelFit("hinge", "failed", k=N_PARAMS["hinge"] + 1)
+    i = int(np.argmin(rss))
+    step = grid[1] - grid[0]
+    res = optimize.minimize_scalar(
+        lambda t: float(rss_at(np.array([t]))[1][0]),
+        bounds=(max(lo_u, grid[i] - step), min(grid[-1], grid[i] + step)),
+        method="bounded",
+        options={"xatol": 1e-6},
+    )
+    u0 = float(res.x) if res.success and res.fun <= rss[i] else float(grid[i])
+    coef, _ = rss_at(np.array([u0]))
+    a, b = coef[0]
+    params = {"a": a, "b": b, "log10_x0": u0}
+    return _score("hinge", y, a + b * np.maximum(0.0, u - u0), params)
+
+
+def fit_sigmoid(u: np.ndarray, y: np.ndarray, max_k: float = 50.0, n_starts: int = 3) -> ModelFit:
+    """Sigmoid in u with u0 in the observed range and 0 < k ≤ max_k; grid over (u0, k), then polished."""
+    u, y = np.asarray(u, float), np.asarray(y, float)
+    lo_u, hi_u = float(u.min()), float(u.max())
+    if np.unique(u).size < MIN_DISTINCT_X["sigmoid"]:
+        return ModelFit("sigmoid", "not_enough_data", k=N_PARAMS["sigmoid"] + 1)
+    span = hi_u - lo_u
+    # k is per decade of x; a decreasing curve is a sigmoid with hi < lo, so k > 0 suffices.
+    k_min = min(0.5 / span, max_k)
+    k_grid = np.geomspace(k_min, max_k, _GRID_K)
+    u0_grid = np.linspace(lo_u, hi_u, _GRID_U0)
+    uu0, kk = np.meshgrid(u0_grid, k_grid, indexing="ij")
+    uu0, kk = uu0.ravel(), kk.ravel()
+    s = _logistic(kk[:, None] * (u[None, :] - uu0[:, None]))  # (G, n)
+    cols = np.stack([1.0 - s, s], axis=-1)  # y = lo·(1 − s) + hi·s
+    coef, rss = _lstsq_columns(cols, y)
+    if not np.isfinite(rss).any():
+        return ModelFit("sigmoid", "failed", k=N_PARAMS["sigmoid"] + 1)
+
+    def resid(p: np.ndarray) -> np.ndarray:
+        lo, hi, k, u0 = p
+        return lo + (hi - lo) * _logistic(k * (u - u0)) - y
+
+    y_span = float(np.ptp(y)) or 1.0
+    best_p, best_rss = None, np.inf
+    # Polish the best few grid points: sigmoid likelihoods are multi-modal in (u0, k).
+    for i in np.argsort(rss)[:n_starts]:
+        if not np.isfinite(rss[i]):
+            continue
+        p0 = np.array([coef[i, 0], coef[i, 1], kk[i], uu0[i]])
+        lb = [-np.inf, -np.inf, k_min * 0.5, lo_u]
+        ub = [np.inf, np.inf, max_k, hi_u]
+        p0 = np.clip(p0, np.array(lb) + 1e-12, np.array(ub) - 1e-12)
+        try:
+            sol = optimize.least_squares(resid, p0, bounds=(lb, ub), x_scale=[y_span, y_span, 1.0, 1.0])
+            cand, cand_rss = sol.x, float(np.sum(sol.fun**2))
+        except (ValueError, np.linalg.LinAlgError):
+            cand, cand_rss = p0, float(rss[i])
+        if cand_rss > rss[i]:  # the solver never gets to make the grid answer worse
+            cand, cand_rss = p0, float(rss[i])
+        if cand_rss < best_rss:
+            best_p, best_rss = cand, cand_rss
+    if best_p is None:
+        return ModelFit("sigmoid", "failed", k=N_PARAMS["sigmoid"] + 1)
+    lo, hi, k, u0 = (float(v) for v in best_p)
+    params = {"lo": lo, "hi": hi, "k": k, "log10_x0": u0}
+    return _score("sigmoid", y, lo + (hi - lo) * _logistic(k * (u - u0)), params)
+
+
+FITTERS: dict[str, Callable[..., ModelFit]] = {"line": fit_line, "hinge": fit_hinge, "sigmoid": fit_sigmoid}
+
+
+def _fit_one(name: str, u: np.ndarray, y: np.ndarray, max_k: float, n_starts: int = 3) -> ModelFit:
+    try:
+        if name == "sigmoid":
+            return fit_sigmoid(u, y, max_k=max_k, n_starts=n_starts)
+        return FITTERS[name](u, y)
+    except (ValueError, FloatingPointError, np.linalg.LinAlgError, RuntimeError):
+        return ModelFit(name, "failed", k=N_PARAMS[name] + 1)
+
+
+def resolve_criterion(criterion: Criterion, n_obs: int) -> str:
+    """"auto" → AICc when n/k_max < 40 (small samples), else AIC."""
+    if criterion != "auto":
+        return criterion
+    k_max = max(N_PARAMS.values()) + 1
+    return "aicc" if n_obs / k_max < 40 else "aic"
+
+
+def fit_curve(
+    x: np.ndarray, y: np.ndarray, criterion: Criterion = "auto", max_k: float = 50.0
+) -> FitResult:
+    """Fit line, hinge and sigmoid to (x, y) in log10(x) and pick one by the information criterion."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = np.isfinite(x) & np.isfinite(y) & (x > 0)
+    u, y = np.log10(x[keep]), y[keep]
+    n_obs, n_x = int(y.size), int(np.unique(u).size)
+    crit = resolve_criterion(criterion, n_obs)
+    if n_x < 3 or n_obs < 4:
+        reason = f"{n_x} distinct x and {n_obs} observations (need 3 and 4)"
+        return FitResult("not_enough_data", reason, n_obs, n_x, crit, {}, None)
+    if float(np.ptp(y)) <= 1e-12:
+        line = _score("line", y, np.full_like(y, y.mean()), {"a": float(y.mean()), "b": 0.0})
+        return FitResult("constant", "every value is the same", n_obs, n_x, crit, {"line": line}, "line")
+    models = {name: _fit_one(name, u, y, max_k) for name in MODEL_NAMES}
+    scored = {n: m.criterion(crit) for n, m in models.items() if m.ok and m.criterion(crit) is not None}
+    if not scored:
+        return FitResult("not_enough_data", f"no model has a finite {crit}", n_obs, n_x, crit, models, None)
+    best = min(scored, key=lambda n: (scored[n], N_PARAMS[n]))
+    return FitResult("ok", None, n_obs, n_x, crit, models, best)
+
+
+def threshold_model(result: FitResult) -> tuple[str | None, bool]:
+    """The model whose u0 is the threshold: the best if it has one, else the better of hinge and sigmoid."""
+    if result.best in ("hinge", "sigmoid"):
+        return result.best, True
+    cands = {
+        n: result.models[n].criterion(result.criterion)
+        for n in ("hinge", "sigmoid")
+        if n in result.models and result.models[n].ok and result.models[n].criterion(result.criterion) is not None
+    }
+    if not cands:
+        return None, False
+    return min(cands, key=lambda n: cands[n]), False
+
+
+def _group_indices(u: np.ndarray) -> list[np.ndarray]:
+    return [np.flatnonzero(u == v) for v in np.unique(u)]
+
+
+def bootstrap_resample(groups: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Indices of one bootstrap sample: the seeds at each scale point resampled with replacement."""
+    return np.concatenate([rng.choice(g, size=g.size, replace=True) for g in groups])
+
+
+def bootstrap_threshold(
+    x: np.ndarray,
+    y: np.ndarray,
+    model: str,
+    n_boot: int = 200,
+    ci: float = 0.9,
+    seed: int = 0,
+    max_k: float = 50.0,
+) -> tuple[tuple[float, float] | None, int]:
+    """Percentile CI of log10 x0 from refits on seeds resampled within each scale point; (None, 0) if 1 seed."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = np.isfinite(x) & np.isfinite(y) & (x > 0)
+    u, y = np.log10(x[keep]), y[keep]
+    groups = _group_indices(u)
+    if all(g.size < 2 for g in groups) or n_boot <= 0:
+        return None, 0
+    rng = np.random.default_rng(seed)
+    u0s = []
+    for _ in range(n_boot):
+        idx = bootstrap_resample(groups, rng)
+        if float(np.ptp(y[idx])) <= 1e-12:
+            continue
+        # One polished start per replicate: the grid already lands near the full-data optimum.
+        fit = _fit_one(model, u[idx], y[idx], max_k, n_starts=1)
+        if fit.ok:
+            u0s.append(fit.params["log10_x0"])
+    if len(u0s) < 2:
+        return None, len(u0s)
+    alpha = (1.0 - ci) / 2.0
+    lo, hi = np.quantile(u0s, [alpha, 1.0 - alpha])
+    return (float(lo), float(hi)), len(u0s)
+
+
+def fit_to_json(
+    x: np.ndarray,
+    y: np.ndarray,
+    criterion: Criterion = "auto",
+    max_k: float = 50.0,
+    n_boot: int = 200,
+    ci: float = 0.9,
+    seed: int = 0,
+    bootstrap: bool = True,
+) -> dict[str, Any]:
+    """Fit a curve and return the analysis.json "Fit" block (threshold with bootstrap CI, plotting grid)."""
+    result = fit_curve(x, y, criterion=criterion, max_k=max_k)
+    crit_best = result.models[result.best].criterion(result.criterion) if result.best else None
+    models_json = {}
+    for name, m in result.models.items():
+        c = m.criterion(result.criterion)
+        delta = c - crit_best if c is not None and crit_best is not None else None
+        models_json[name] = m.to_json(delta)
+    out: dict[str, Any] = {
+        "status": result.status,
+        "reason": result.reason,
+        "n_obs": result.n_obs,
+        "n_x": result.n_x,
+        "criterion": result.criterion,
+        "best": result.best,
+        "models": models_json,
+        "delta_vs_line": result.delta_vs_line(),
+        "threshold": None,
+        "curve": {"x": [], "y": []},
+    }
+    if result.best is None:
+        return out
+    xs = np.asarray(x, float)
+    xs = xs[np.isfinite(xs) & (xs > 0)]
+    grid_u = np.linspace(np.log10(xs.min()), np.log10(xs.max()), 50)
+    out["curve"] = {
+        "x": [float(v) for v in 10**grid_u],
+        "y": [_finite(v) for v in result.models[result.best].predict(grid_u)],
+    }
+    if result.status != "ok":
+        return out
+    model, from_best = threshold_model(result)
+    if model is None:
+        return out
+    u0 = result.models[model].params["log10_x0"]
+    ci_u, n_ok = (None, 0)
+    if bootstrap:
+        ci_u, n_ok = bootstrap_threshold(x, y, model, n_boot=n_boot, ci=ci, seed=seed, max_k=max_k)
+    out["threshold"] = {
+        "model": model,
+        "from_best": from_best,
+        "log10_x0": float(u0),
+        "x0": float(10**u0),
+        "ci_log10": list(ci_u) if ci_u else None,
+        "ci": [float(10 ** ci_u[0]), float(10 ** ci_u[1])] if ci_u else None,
+        "level": ci,
+        "n_boot": n_boot if bootstrap else 0,
+        "n_boot_ok": n_ok,
+    }
+    return out
