@@ -7,11 +7,11 @@ Both share one small interface (the `Tokenizer` protocol) and the same four spec
     id 2 <eos>   end of an answer
     id 3 <sep>   spare separator for callers that want one
 
-`CharTokenizer` has an explicit vocabulary: every character a task can produce gets one id, and a character outside
-the vocabulary is a `UserError` naming the character and its position, never a silent `<unk>`, because a silently
-mapped character makes an exact-match score meaningless. `BPETokenizer` is byte-level (every string encodes, every
-encoding decodes back to the same string) and is trained with the Hugging Face `tokenizers` library on the user's
-own text files.
+`CharTokenizer` has an explicit vocabulary: every character a task can produce gets one id, and a character
+outside the vocabulary is a `UserError` naming the character and its position, never a silent `<unk>`, because
+a silently mapped character makes an exact-match score meaningless. `BPETokenizer` is byte-level (every string
+encodes, every encoding decodes back to the same string) and is trained with the Hugging Face `tokenizers`
+library on the user's own text files.
 
 Both save to one JSON file with a `"type"` field; `load_tokenizer(path)` dispatches on it.
 """
@@ -95,8 +95,8 @@ def _describe_char(ch: str) -> str:
 class CharTokenizer(_SpecialIds):
     """One id per character of an explicit vocabulary, after the four special tokens.
 
-    Ids: `<pad>`=0, `<bos>`=1, `<eos>`=2, `<sep>`=3, then the characters in the order given. Special tokens are
-    never parsed out of text: the text `"<eos>"` is five ordinary characters (if they are in the vocabulary).
+    Ids: `<pad>`=0, `<bos>`=1, `<eos>`=2, `<sep>`=3, then the characters in the order given. Special tokens
+    are never parsed out of text: the text `"<eos>"` is five ordinary characters (if in the vocabulary).
     """
 
     def __init__(self, chars: Iterable[str]) -> None:
@@ -116,7 +116,7 @@ class CharTokenizer(_SpecialIds):
 
     @classmethod
     def for_tasks(cls, tasks: Iterable[Task], extra: str = "") -> CharTokenizer:
-        """Vocabulary = the sorted union of the tasks' `alphabet()` (plus `extra`): deterministic for a task set."""
+        """Vocabulary = the sorted union of the tasks' `alphabet()` (plus `extra`): deterministic."""
         chars: set[str] = set(extra)
         for task in tasks:
             chars.update(task.alphabet())
@@ -198,7 +198,7 @@ class BPETokenizer(_SpecialIds):
         for i, tok in enumerate(SPECIAL_TOKENS):
             if hf_tokenizer.token_to_id(tok) != i:
                 raise UserError(f"BPE tokenizer: special token {tok} must have id {i}")
-        # Text that happens to contain "<eos>" stays text: the round trip is exact and users cannot inject ids.
+        # Text that happens to contain "<eos>" stays text: exact round trips, and no injected ids.
         hf_tokenizer.encode_special_tokens = True
         self._tok = hf_tokenizer
 
@@ -210,7 +210,7 @@ class BPETokenizer(_SpecialIds):
         min_frequency: int = 2,
         show_progress: bool = False,
     ) -> BPETokenizer:
-        """Train a byte-level BPE on UTF-8 text files; `vocab_size` counts the 256 bytes and 4 special tokens."""
+        """Train a byte-level BPE on UTF-8 text files; `vocab_size` counts 256 bytes + 4 specials."""
         from tokenizers import Tokenizer as HFTokenizer
         from tokenizers import decoders, models, pre_tokenizers, trainers
 

@@ -46,7 +46,7 @@ class BinaryArithmeticOptions(HashSplitOptions):
 
 
 class _BinaryArithmetic(BaseTask):
-    """Shared generator for `a OP b = c` over operands below 10^digits (see the subclasses for the encoding)."""
+    """Shared generator for `a OP b = c` below 10^digits (encodings: see the subclasses)."""
 
     kind = "generate"
     Options = BinaryArithmeticOptions
@@ -103,12 +103,12 @@ class _BinaryArithmetic(BaseTask):
 class AdditionTask(_BinaryArithmetic):
     """n-digit addition: `a+b=` → `c`.
 
-    Encoding: operands in decimal with no leading zeros (`pad=False`), e.g. prompt `47+385=`, target `432`. With
-    `pad=True` both operands are zero-padded to `digits` and the answer to `digits + 1` (`047+385=` → `0432`,
-    minGPT's adder layout: every digit has a fixed position). With `reverse_answer=True` the answer is written
-    least-significant digit first (`47+385=` → `234`), so each output digit depends only on digits already seen
-    plus a carry — the order in which a small transformer learns addition much faster (Lee et al. 2023).
-    Operands are uniform in [0, 10^digits); the unordered operand pair decides the split.
+    Encoding: operands in decimal with no leading zeros (`pad=False`), e.g. prompt `47+385=`, target `432`.
+    With `pad=True` both operands are zero-padded to `digits` and the answer to `digits + 1` (`047+385=` →
+    `0432`, minGPT's adder layout: every digit has a fixed position). With `reverse_answer=True` the answer is
+    written least-significant digit first (`47+385=` → `234`), so each output digit depends only on digits
+    already seen plus a carry — the order in which a small transformer learns addition much faster (Lee et al.
+    2023). Operands are uniform in [0, 10^digits); the unordered operand pair decides the split.
     """
 
     name = "addition"
@@ -126,9 +126,10 @@ class AdditionTask(_BinaryArithmetic):
 class MultiplicationTask(_BinaryArithmetic):
     """n-digit multiplication: `a*b=` → `c`.
 
-    Encoding: as for addition with `*`: prompt `12*34=`, target `408`; `pad=True` zero-pads operands to `digits`
-    and the answer to `2·digits` (`12*34=` → `0408`); `reverse_answer=True` writes the product least-significant
-    digit first (`804`). Operands are uniform in [0, 10^digits); the unordered pair decides the split.
+    Encoding: as for addition with `*`: prompt `12*34=`, target `408`; `pad=True` zero-pads operands to
+    `digits` and the answer to `2·digits` (`12*34=` → `0408`); `reverse_answer=True` writes the product
+    least-significant digit first (`804`).
+    Operands are uniform in [0, 10^digits); the unordered pair decides the split.
     """
 
     name = "multiplication"
@@ -167,13 +168,14 @@ class ModularAdditionTask(BaseTask):
     """Modular addition over the full table: `a+b=` → `(a + b) mod p` for all 0 ≤ a, b < p.
 
     Encoding: with `encoding="decimal"` (default) residues are decimal digit strings without padding: prompt
-    `12+90=`, target `5` for p = 97. With `encoding="symbol"` every residue is one character (`a`…`z`, `A`…`Z`,
-    `0`…`9`, then CJK ideographs from U+4E00), so with a char tokenizer the prompt is exactly the four tokens
-    `a + b =` of the grokking papers and the answer is a single token: residue 12 → `m`, prompt `m+Q=`.
+    `12+90=`, target `5` for p = 97. With `encoding="symbol"` every residue is one character (`a`…`z`,
+    `A`…`Z`, `0`…`9`, then CJK ideographs from U+4E00), so with a char tokenizer the prompt is exactly the
+    four tokens `a + b =` of the grokking papers and the answer is a single token:
+    residue 12 → `m`, prompt `m+Q=`.
 
     Split: the p² ordered pairs are permuted with `split_seed`; the first round(train_fraction·p²) are the
-    training table, the rest the test table (Power et al. 2022). `examples(split, None, seed)` returns the whole
-    table in a seeded order, the full batch of Nanda et al. 2023.
+    training table, the rest the test table (Power et al. 2022). `examples(split, None, seed)` returns the
+    whole table in a seeded order, the full batch of Nanda et al. 2023.
     """
 
     name = "modular_addition"

@@ -5,8 +5,8 @@ A task turns a seed into examples. Two rules hold for every task in the lab:
 - **Deterministic.** `examples(split, n, seed)` returns the same list for the same arguments on any machine
   (seeded `random.Random` with a string seed, sha256 for split assignment; never Python's salted `hash`), and
   `examples(split, n, seed)` is a prefix of `examples(split, m, seed)` for n < m.
-- **Disjoint splits.** Each task names a *canonical item* for every example (an operand pair, a string, a JSONL
-  record's input). Items are assigned to train or test once, independently of the seed:
+- **Disjoint splits.** Each task names a *canonical item* for every example (an operand pair, a string, a
+  JSONL record's input). Items are assigned to train or test once, independently of the seed:
 
       hash split:        u = sha256(salt ␀ key) / 2^256;   test  ⇔  u < test_fraction
       permutation split: a seeded permutation of the whole item table; the first train_fraction·N items train
@@ -33,8 +33,8 @@ Split = Literal["train", "test"]
 Kind = Literal["generate", "choice"]
 SPLITS: tuple[str, ...] = get_args(Split)
 
-# Metric names shared with the evaluator's metric registry. Generation tasks are scored on the decoded answer and
-# on the answer's log-probability; choice tasks by comparing the choices' log-likelihoods.
+# Metric names shared with the evaluator's metric registry. Generation tasks are scored on the decoded answer
+# and on the answer's log-probability; choice tasks by comparing the choices' log-likelihoods.
 GENERATE_METRICS: tuple[str, ...] = (
     "exact_match",
     "token_accuracy",
@@ -138,7 +138,7 @@ class BaseTask(ABC):
 
     @classmethod
     def from_options(cls, **options: Any) -> BaseTask:
-        """Build the task; unknown option → UserError with did-you-mean, bad values → UserError naming the option."""
+        """Build the task; unknown option → UserError (did you mean), bad value → UserError naming it."""
         known = [f.name for f in dataclasses.fields(cls.Options)]
         for key in options:
             if key not in known:
@@ -169,7 +169,7 @@ class BaseTask(ABC):
         return "".join(sorted(chars))
 
     def examples(self, split: Split, n: int | None = None, seed: int = 0) -> list[Example]:
-        """`n` examples of `split` (all of it when `n` is None and the split is finite), deterministic in `seed`."""
+        """`n` examples of `split` (all of a finite split when `n` is None), deterministic in `seed`."""
         check_split_args(self.name, split, n, seed)
         return self._examples(split, n, seed)
 
@@ -219,7 +219,7 @@ def stable_unit(key: str, salt: str) -> float:
 
 
 def hash_split(key: str, salt: str, test_fraction: float) -> Split:
-    """Assign a canonical item to a split by hash: test iff its stable unit number is below `test_fraction`."""
+    """Assign a canonical item to a split by hash: test iff its stable unit number < `test_fraction`."""
     return "test" if stable_unit(key, salt) < test_fraction else "train"
 
 
@@ -260,8 +260,8 @@ def sample_hashed(
 ) -> list[int]:
     """Indices into an item space of `size` items whose keys hash into `split`, without replacement.
 
-    Small spaces are enumerated (exact split sizes; `n=None` returns the whole split, shuffled). Large spaces are
-    sampled by rejection, which needs an explicit `n` no larger than half the split's expected size.
+    Small spaces are enumerated (exact split sizes; `n=None` returns the whole split, shuffled). Large spaces
+    are sampled by rejection, which needs an explicit `n` no larger than half the split's expected size.
     """
     rng = split_rng(salt, split, seed)
     if size <= enumerate_limit:
@@ -304,7 +304,7 @@ def permutation_split(size: int, train_fraction: float, split_seed: int, salt: s
 
 
 def fewshot_prompt(task: Task, shots: Sequence[Example], query: Example) -> str:
-    """The few-shot context: task prefix, then each shot's prompt+target, separated, then the query's prompt."""
+    """The few-shot context: task prefix, each shot's prompt+target, separated, then the query."""
     parts = [s.prompt + s.target for s in shots] + [query.prompt]
     return task.task_prefix + task.fewshot_separator.join(parts)
 
