@@ -1,0 +1,200 @@
+"""The study configuration: what a study YAML file may say.
+
+A study is a model family × seeds × tasks under one training budget, evaluated and analysed the same way:
+
+    name: default
+    family:   {members: [...]} or {geometric: {min_params: 1e3, max_params: 1e5, n: 5}}, plus shared `base`
+    seeds:    [0, 1]
+    tasks:    [{name: addition, options: {digits: 2, reverse: true}}]
+    budget:   {kind: steps, steps: 600}      # or tokens, tokens_per_param (tokens ∝ params), flops
+    train:    {lr: 3e-3, batch_size: 64}     # TrainConfig fields shared by every run
+    eval:     {shots: [0], n_examples: 200}  # EvalConfig fields
+    analysis: {}                             # AnalysisConfig fields
+    executor: {kind: local, workers: 1, threads_per_worker: 0}
+
+`train`, `data`, `eval` and `analysis` are owned by their modules' configs (TrainConfig, DataConfig, EvalConfig,
+AnalysisConfig): this file keeps them as mappings and `validate_study` builds them, so that the field names and
+defaults have one source of truth and an error still names the dotted field (`eval.shots[1]: …`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from emergence.config import apply_overrides, from_dict, load_yaml_dict
+from emergence.errors import UserError
+
+BudgetKind = Literal["steps", "tokens", "tokens_per_param", "flops"]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of the study: trained on (its train split joins the data mixture) and evaluated."""
+
+    name: str  # a registered task (`emergence tasks` lists them)
+    options: dict[str, Any] = field(default_factory=dict)  # passed to make_task(name, **options)
+    weight: float = 1.0  # share of this task's examples in the training mixture
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("name: must not be empty")
+        if not (self.weight > 0 and math.isfinite(self.weight)):
+            raise ValueError(f"weight: must be a positive number, got {self.weight}")
+
+
+@dataclass(frozen=True)
+class GeometricSpec:
+    """Members spaced geometrically in non-embedding parameters between two counts."""
+
+    min_params: float  # non-embedding parameters of the smallest member
+    max_params: float  # ... and of the largest
+    n: int  # number of members
+    # What grows: "width" (d_model at fixed depth), "depth" (layers at fixed width), "both" (together).
+    scale: Literal["width", "depth", "both"] = "both"
+    aspect: float = 32.0  # scale "both": target d_model / n_layer
+    n_layer: int = 4  # scale "width": the fixed depth
+    d_model: int = 128  # scale "depth": the fixed width
+    d_head: int = 16  # head width; n_head = d_model / d_head
+
+    def __post_init__(self) -> None:
+        if not self.min_params > 0:
+            raise ValueError(f"min_params: must be positive, got {self.min_params}")
+        if not self.max_params >= self.min_params:
+            raise ValueError(f"max_params: must be at least min_params ({self.min_params}), got {self.max_params}")
+        if self.n < 1:
+            raise ValueError(f"n: must be at least 1, got {self.n}")
+
+
+@dataclass(frozen=True)
+class FamilyConfig:
+    """The model family: an explicit member list or a geometric rule, and GPTConfig fields shared by all."""
+
+    # Each member is a preset name ("tiny") or a mapping of GPTConfig fields, with optional `name`, `preset`
+    # (start from a preset, then override) and `train` (TrainConfig fields for this member only, e.g. its lr).
+    members: tuple[str | dict[str, Any], ...] = ()
+    geometric: GeometricSpec | None = None
+    # GPTConfig fields every member shares (dropout, act, n_ctx…); vocab_size and n_ctx default from the tasks.
+    base: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if bool(self.members) == (self.geometric is not None):
+            raise ValueError("give either members (an explicit list) or geometric (a rule), not both or neither")
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """How long each member trains: fixed steps, fixed tokens, or a compute rule."""
+
+    kind: BudgetKind = "steps"
+    steps: int | None = None  # kind steps: optimizer steps for every member
+    tokens: float | None = None  # kind tokens: training tokens for every member
+    # kind tokens_per_param: tokens = tokens_per_param × non-embedding params (Chinchilla-style, ~20).
+    tokens_per_param: float | None = None
+    # kind flops: the same training compute for every member, tokens = flops / flops_per_token (≈ 6N + 12·L·T·D).
+    flops: float | None = None
+
+    def __post_init__(self) -> None:
+        needed = getattr(self, self.kind)
+        if needed is None:
+            raise ValueError(f"{self.kind}: required when kind is {self.kind!r}")
+        if not needed > 0:
+            raise ValueError(f"{self.kind}: must be positive, got {needed}")
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Where runs execute; `kind` names a registered executor."""
+
+    kind: str = "local"
+    workers: int = 1  # 1 runs in this process (simplest to debug); N > 1 uses N worker processes
+    threads_per_worker: int = 0  # torch threads per worker; 0 shares the machine's cores among the workers
+    options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments for other executors
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers: must be at least 1, got {self.workers}")
+        if self.threads_per_worker < 0:
+            raise ValueError(f"threads_per_worker: must be 0 (auto) or positive, got {self.threads_per_worker}")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A whole study: family × seeds × tasks, one budget, one evaluation and analysis, one executor."""
+
+    name: str  # also the default output directory, runs/<name>
+    family: FamilyConfig
+    tasks: tuple[TaskSpec, ...]
+    budget: BudgetConfig
+    seeds: tuple[int, ...] = (0,)
+    description: str = ""
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields shared by every run
+    data: dict[str, Any] = field(default_factory=dict)  # DataConfig fields other than the tasks
+    eval: dict[str, Any] = field(default_factory=dict)  # EvalConfig fields
+    analysis: dict[str, Any] = field(default_factory=dict)  # AnalysisConfig fields
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+
+    def __post_init__(self) -> None:
+        if not self.name or any(c in self.name for c in "/\\") or self.name in {".", ".."}:
+            raise ValueError(f"name: must be a plain directory name, got {self.name!r}")
+        if not self.tasks:
+            raise ValueError("tasks: give at least one task")
+        if not self.seeds:
+            raise ValueError("seeds: give at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: duplicates in {list(self.seeds)}")
+        if len({_task_key(t) for t in self.tasks}) != len(self.tasks):
+            raise ValueError("tasks: the same task with the same options is listed twice")
+
+
+def _task_key(t: TaskSpec) -> str:
+    return f"{t.name}:{sorted(t.options.items())!r}"
+
+
+def parse_study(data: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> StudyConfig:
+    """Build a StudyConfig from plain data plus dotted overrides; errors name the field."""
+    if overrides:
+        data = apply_overrides(data, list(overrides))
+    data = dict(data)
+    tasks = data.get("tasks")
+    # Shorthands: `tasks: addition`, `tasks: [addition, {name: modular, options: {p: 13}}]`.
+    if isinstance(tasks, str | dict):
+        tasks = [tasks]
+    if isinstance(tasks, list):
+        data["tasks"] = [{"name": t} if isinstance(t, str) else t for t in tasks]
+    return from_dict(StudyConfig, data)
+
+
+def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> StudyConfig:
+    """Read a study YAML file, apply overrides and validate everything down to the module configs."""
+    data = load_yaml_dict(path)
+    data.setdefault("name", Path(path).stem)
+    cfg = parse_study(data, overrides)
+    validate_study(cfg)
+    return cfg
+
+
+def validate_study(cfg: StudyConfig) -> None:
+    """Check the sections owned by other modules (tasks, train, eval, analysis, executor) without running."""
+    from emergence.analysis.emergence import AnalysisConfig
+    from emergence.evaluate import EvalConfig
+    from emergence.sweep.executors import EXECUTORS
+    from emergence.tasks import make_task
+
+    for i, t in enumerate(cfg.tasks):
+        try:
+            make_task(t.name, **t.options)
+        except UserError as e:
+            raise UserError(f"tasks[{i}]: {e}") from None
+        except (TypeError, ValueError) as e:
+            raise UserError(f"tasks[{i}].options: {e}") from None
+    from_dict(EvalConfig, cfg.eval, where="eval")
+    from_dict(AnalysisConfig, cfg.analysis, where="analysis")
+    if cfg.executor.kind not in EXECUTORS:
+        try:
+            EXECUTORS.get(cfg.executor.kind)
+        except UserError as e:
+            raise UserError(f"executor.kind: {e}") from None
+    # train/data/family are checked by building every run's config (plan.plan_study), which names the member.

@@ -1,0 +1,218 @@
+"""Plan: a study config → the list of runs it needs, each with a content-addressed id.
+
+    family members × seeds  ──►  RunConfig (model, data, train)  ──►  run_id = sha256(canonical JSON)[:12]
+
+The id is a hash of the *resolved* run config (every default filled in, presets expanded), so the same run in
+two studies, or after a harmless edit of the study file (a comment, key order), has the same id and is not
+trained twice; any change that affects training (a width, the lr, a task option, the seed) gives a new id.
+Evaluation settings are not part of the id: changing them re-evaluates saved checkpoints without retraining
+(they have their own `eval_key`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from emergence.config import from_dict, to_dict
+from emergence.errors import UserError
+from emergence.registry import unknown_name_message
+from emergence.sweep.config import StudyConfig, TaskSpec
+
+RUN_ID_LEN = 12
+# GPTConfig's default context; a study that sets family.base.n_ctx overrides it.
+GPT_DEFAULT_N_CTX = 256
+# Non-embedding counts do not depend on the vocabulary, so sizing uses any valid value; the trainer sets the
+# real one from the tokenizer.
+VOCAB_PLACEHOLDER = 2
+# Several tasks train on one mixture of their train splits, built by this task (options: tasks=[{name, options,
+# weight}]).
+MIXTURE_TASK = "mixture"
+# Budget fields live in `budget:`; setting them in the shared `train:` block would silently fight it.
+_BUDGET_FIELDS = ("steps", "tokens")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a study: which member, which seed, the resolved run config and its id."""
+
+    run_id: str
+    member: str  # the member's name (a preset name, the `name` given, or m0, m1, … by size)
+    member_index: int  # position in the family, smallest first
+    seed: int
+    run_config: dict[str, Any]  # resolved RunConfig as plain data (what the id hashes)
+    n_params_non_embedding: int  # computed from the model fields (the vocabulary does not enter)
+
+
+def canonical_json(obj: Any) -> str:
+    """Deterministic JSON: sorted keys, no spaces, no NaN (NaN cannot be compared, so it has no place in a key)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def run_id_of(run_config: dict[str, Any]) -> str:
+    """The run id: a short sha256 of the resolved run config's canonical JSON."""
+    return hashlib.sha256(canonical_json(run_config).encode("ascii")).hexdigest()[:RUN_ID_LEN]
+
+
+def eval_key_of(study: StudyConfig) -> str:
+    """A short hash of what evaluation depends on (eval settings and the tasks): changes trigger re-evaluation."""
+    payload = {"eval": study.eval, "tasks": [to_dict(t) for t in study.tasks]}
+    return hashlib.sha256(canonical_json(payload).encode("ascii")).hexdigest()[:RUN_ID_LEN]
+
+
+@dataclass(frozen=True)
+class Member:
+    """A resolved family member: name, GPTConfig fields (no vocab_size) and per-member train overrides."""
+
+    name: str
+    model: dict[str, Any]
+    train: dict[str, Any]
+
+
+def resolve_members(study: StudyConfig) -> list[Member]:
+    """The family as a list of members, in the order given (explicit) or smallest first (geometric)."""
+    from emergence.models import families
+
+    fam = study.family
+    members: list[Member] = []
+    if fam.geometric is not None:
+        g = fam.geometric
+        base = _without_vocab(fam.base)
+        n_ctx = int(base.pop("n_ctx", GPT_DEFAULT_N_CTX))
+        configs = families.geometric_family(
+            int(g.min_params),
+            int(g.max_params),
+            g.n,
+            vocab_size=VOCAB_PLACEHOLDER,
+            n_ctx=n_ctx,
+            scale=g.scale,
+            aspect=g.aspect,
+            n_layer=g.n_layer,
+            d_model=g.d_model,
+            d_head=g.d_head,
+            **base,
+        )
+        for name, cfg in configs:
+            members.append(Member(name=name, model=_without_vocab(_as_fields(cfg)), train={}))
+    else:
+        for i, item in enumerate(fam.members):
+            where = f"family.members[{i}]"
+            spec: dict[str, Any] = {"preset": item} if isinstance(item, str) else dict(item)
+            preset = spec.pop("preset", None)
+            name = spec.pop("name", None) or preset or f"m{i}"
+            train = spec.pop("train", None) or {}
+            if not isinstance(train, dict):
+                raise UserError(f"{where}.train: expected a mapping of TrainConfig fields")
+            fields: dict[str, Any] = {}
+            if preset is not None:
+                if preset not in families.PRESETS:
+                    raise UserError(f"{where}.preset: {unknown_name_message('preset', preset, families.PRESETS)}")
+                fields.update(families.PRESETS[preset])
+            fields = {**_without_vocab(fam.base), **fields, **_without_vocab(spec)}
+            members.append(Member(name=str(name), model=fields, train=train))
+    names = [m.name for m in members]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise UserError(f"family.members: duplicate member names {dup}; give each a distinct `name`")
+    return members
+
+
+def _as_fields(cfg: Any) -> dict[str, Any]:
+    """A preset or a GPTConfig → plain GPTConfig fields."""
+    if isinstance(cfg, dict):
+        return dict(cfg)
+    return dict(to_dict(cfg))
+
+
+def _without_vocab(fields: dict[str, Any]) -> dict[str, Any]:
+    # vocab_size comes from the study's tokenizer (built from the tasks); a member never fixes it.
+    return {k: v for k, v in fields.items() if k != "vocab_size"}
+
+
+def _data_section(study: StudyConfig) -> dict[str, Any]:
+    """The run's data block: the study's task(s) plus the shared data settings."""
+    data = dict(study.data)
+    for key in ("task", "task_options"):
+        if key in data:
+            raise UserError(f"data.{key}: the tasks come from the study's `tasks:` list")
+    if len(study.tasks) == 1:
+        t = study.tasks[0]
+        data["task"] = t.name
+        data["task_options"] = dict(t.options)
+    else:
+        from emergence.tasks import TASKS
+
+        if MIXTURE_TASK not in TASKS:
+            raise UserError(
+                f"tasks: training on {len(study.tasks)} tasks needs a registered {MIXTURE_TASK!r} task, and this "
+                "installation has none; list one task per study for now"
+            )
+        data["task"] = MIXTURE_TASK
+        data["task_options"] = {"tasks": [_mixture_item(t) for t in study.tasks]}
+    return data
+
+
+def _mixture_item(t: TaskSpec) -> dict[str, Any]:
+    return {"name": t.name, "options": dict(t.options), "weight": t.weight}
+
+
+def plan_study(study: StudyConfig) -> list[RunSpec]:
+    """Every run of the study (members × seeds), with resolved configs and ids; errors name the field."""
+    from emergence.models.families import count_params
+    from emergence.models.gpt import GPTConfig
+    from emergence.train.config import RunConfig, run_config_to_dict
+
+    for key in _BUDGET_FIELDS:
+        if key in study.train:
+            raise UserError(f"train.{key}: the training length is set by `budget:` (budget.kind/budget.{key})")
+    members = resolve_members(study)
+    data = _data_section(study)
+    specs: list[RunSpec] = []
+    for i, m in enumerate(members):
+        where = f"family.members[{i}] ({m.name})"
+        # vocab_size does not change the non-embedding count; a placeholder lets GPTConfig validate the shape.
+        gpt = from_dict(GPTConfig, {**m.model, "vocab_size": VOCAB_PLACEHOLDER}, where=where)
+        n_non_emb = int(count_params(gpt, non_embedding=True))
+        # Every GPTConfig field spelled out, so that `n_ctx: 256` and leaving the default give the same id.
+        model = _without_vocab(to_dict(gpt))
+        for seed in study.seeds:
+            train = {**study.train, **m.train, "seed": seed, **_budget_fields(study, gpt, n_non_emb)}
+            raw = {"model": model, "data": data, "train": train}
+            try:
+                cfg = from_dict(RunConfig, raw)
+            except UserError as e:
+                raise UserError(f"{where}: {e}") from None
+            resolved = run_config_to_dict(cfg)
+            specs.append(
+                RunSpec(
+                    run_id=run_id_of(resolved),
+                    member=m.name,
+                    member_index=i,
+                    seed=seed,
+                    run_config=resolved,
+                    n_params_non_embedding=n_non_emb,
+                )
+            )
+    ids = [s.run_id for s in specs]
+    if len(set(ids)) != len(ids):
+        raise UserError("family: two members resolve to the same run config; make them differ")
+    return specs
+
+
+def _budget_fields(study: StudyConfig, gpt: Any, n_non_emb: int) -> dict[str, Any]:
+    """TrainConfig `steps` or `tokens` for one member under the study's budget rule."""
+    from emergence.models.families import flops_per_token
+
+    b = study.budget
+    if b.kind == "steps":
+        return {"steps": int(b.steps)}  # type: ignore[arg-type]
+    if b.kind == "tokens":
+        tokens = float(b.tokens)  # type: ignore[arg-type]
+    elif b.kind == "tokens_per_param":
+        tokens = float(b.tokens_per_param) * n_non_emb  # type: ignore[arg-type]
+    else:
+        tokens = float(b.flops) / float(flops_per_token(gpt))  # type: ignore[arg-type]
+    return {"tokens": max(1, int(math.ceil(tokens)))}

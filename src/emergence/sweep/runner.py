@@ -1,0 +1,459 @@
+"""The study runner: plan → execute runs (train → evaluate every checkpoint) → collect → analyse → report.
+
+    run_study(study, out_dir)
+      ├─ plan_study: members × seeds → RunSpec (run id = hash of the resolved run config)
+      ├─ skip runs whose status is done (and whose evaluation settings match), resume the rest
+      ├─ executor.run(execute_run, jobs)           one job per run, failures isolated per run
+      │     execute_run: status running → work (train_run, evaluate checkpoints, results.parquet) → done|failed
+      ├─ collect: concatenate runs/*/results.parquet in plan order → STUDY_DIR/results.parquet (atomic)
+      ├─ STUDY_DIR/status.json: every run's state and error (the report lists failures)
+      └─ analyze_study, render_report
+
+Re-running is idempotent: a finished study does no training and rewrites identical results. An interrupted
+study (Ctrl-C, a killed process) leaves its running run as "running" on disk; the next run resumes it from
+`checkpoints/latest`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from emergence.config import to_dict
+from emergence.errors import UserError
+from emergence.io import atomic_path, read_json, read_jsonl, write_json, write_yaml
+from emergence.sweep.config import StudyConfig
+from emergence.sweep.executors import ProgressFn, make_executor
+from emergence.sweep.plan import RunSpec, eval_key_of, plan_study
+from emergence.sweep.store import (
+    RESULTS_FILE,
+    RunStatus,
+    mark_done,
+    mark_failed,
+    mark_running,
+    read_status,
+    write_status,
+)
+
+log = logging.getLogger(__name__)
+
+# Columns every result row carries (architecture.md, "Result row"); the runner fills the run-level ones.
+RESULT_COLUMNS = (
+    "study",
+    "run_id",
+    "member",
+    "n_params",
+    "n_params_non_embedding",
+    "flops",
+    "step",
+    "tokens_seen",
+    "seed",
+    "task",
+    "shots",
+    "metric",
+    "value",
+    "stderr",
+    "n",
+)
+LOCK_FILE = ".lock"
+PLAN_FILE = "plan.json"
+STUDY_STATUS_FILE = "status.json"
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """Everything a worker needs to execute one run (picklable: plain data only)."""
+
+    study: str
+    study_dir: str
+    spec: RunSpec
+    eval: dict[str, Any]
+    tasks: tuple[dict[str, Any], ...]  # TaskSpec as plain data
+    eval_key: str
+    eval_only: bool = False  # trained already; only the evaluation settings changed
+
+    @property
+    def run_dir(self) -> Path:
+        """This run's directory."""
+        return Path(self.study_dir) / "runs" / self.spec.run_id
+
+
+# work(job, status, progress): train and/or evaluate one run and write its results.parquet; raises on failure.
+RunWork = Callable[[RunJob, RunStatus, ProgressFn | None], None]
+
+
+class RunFailed(RuntimeError):
+    """A run that finished without an exception but cannot count (e.g. a NaN loss)."""
+
+
+@dataclass
+class StudyOutcome:
+    """What `run_study` did."""
+
+    study_dir: Path
+    total: int
+    done: int
+    failed: int
+    skipped: int  # done before this invocation
+    ran: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  # run_id → one-line error
+    wall_s: float = 0.0
+    report: Path | None = None
+
+
+# -- one run ---------------------------------------------------------------------------------------------------
+
+
+def execute_run(job: RunJob, progress: ProgressFn | None = None, work: RunWork | None = None) -> dict[str, Any]:
+    """Run one job with failure isolation: any exception becomes a failed status, never a crashed study."""
+    work = work or train_and_evaluate
+    run_dir = job.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    status = read_status(run_dir, job.spec.run_id)
+    status.member, status.seed = job.spec.member, job.spec.seed
+    status = mark_running(run_dir, status)
+    try:
+        work(job, status, progress)
+        if not (run_dir / RESULTS_FILE).exists():
+            raise RunFailed(f"the run wrote no {RESULTS_FILE}")
+    except KeyboardInterrupt:
+        raise  # leave the run "running" on disk: the next invocation resumes it
+    except Exception as e:
+        status = read_status(run_dir, job.spec.run_id) if status_path_exists(run_dir) else status
+        mark_failed(run_dir, status, e)
+        return {"run_id": job.spec.run_id, "state": "failed", "error": status.error}
+    status = read_status(run_dir, job.spec.run_id)
+    status.trained = True
+    status.eval_key = job.eval_key
+    mark_done(run_dir, status)
+    return {"run_id": job.spec.run_id, "state": "done", "error": None}
+
+
+def status_path_exists(run_dir: Path) -> bool:
+    """Whether a run has a status file yet."""
+    return (Path(run_dir) / "status.json").exists()
+
+
+def train_and_evaluate(job: RunJob, status: RunStatus, progress: ProgressFn | None = None) -> None:
+    """The real work of a run: train (resuming from `latest`), evaluate every checkpoint, write results."""
+    from emergence.train import train_run
+    from emergence.train.config import run_config_from_dict
+
+    run_dir = job.run_dir
+    if not (job.eval_only and status.trained):
+        cfg = run_config_from_dict(job.spec.run_config)
+        callback = _progress_adapter(job, progress) if progress is not None else None
+        train_run(cfg, run_dir, progress=callback)
+        check_finite_loss(run_dir)
+        status.trained = True
+        write_status(run_dir, status)
+    rows = evaluate_run(job)
+    write_results(run_dir / RESULTS_FILE, rows)
+
+
+def _progress_adapter(job: RunJob, progress: ProgressFn) -> Callable[..., None]:
+    """The trainer's progress callback → the runner's progress events."""
+
+    def callback(*args: Any, **kwargs: Any) -> None:
+        event = dict(args[0]) if args and isinstance(args[0], dict) else dict(kwargs)
+        event.setdefault("run_id", job.spec.run_id)
+        progress(event)
+
+    return callback
+
+
+def check_finite_loss(run_dir: Path) -> None:
+    """Raise RunFailed if the training log holds a NaN or infinite loss (a diverged run must not count)."""
+    for rec in read_jsonl(Path(run_dir) / "metrics.jsonl"):
+        for key in ("loss", "train_loss"):
+            value = rec.get(key)
+            if key in rec and (value is None or (isinstance(value, float) and not math.isfinite(value))):
+                raise RunFailed(f"non-finite {key} at step {rec.get('step')}")
+
+
+def evaluate_run(job: RunJob) -> list[dict[str, Any]]:
+    """Evaluate every saved checkpoint of a run; rows completed with the run's columns."""
+    from emergence.evaluate import EvalConfig, GPTLanguageModel, evaluate_model
+    from emergence.models.families import count_params, flops_per_token
+    from emergence.tasks import make_task
+    from emergence.train.checkpoint import list_checkpoints, load_checkpoint
+
+    eval_cfg = _from_dict(EvalConfig, job.eval, "eval")
+    tasks = [make_task(t["name"], **t.get("options", {})) for t in job.tasks]
+    checkpoints = list_checkpoints(job.run_dir)
+    if not checkpoints:
+        raise RunFailed("training saved no checkpoints")
+    rows: list[dict[str, Any]] = []
+    for step, path in checkpoints:
+        model, tokenizer, manifest = load_checkpoint(path)
+        model.eval()
+        cfg = model.cfg
+        n_params = int(count_params(cfg))
+        n_non_emb = int(count_params(cfg, non_embedding=True))
+        tokens_seen = int(manifest.get("tokens_seen", 0))
+        lm = GPTLanguageModel(model, tokenizer)
+        for row in evaluate_model(lm, tasks, eval_cfg):
+            rows.append(
+                {
+                    "study": job.study,
+                    "run_id": job.spec.run_id,
+                    "member": job.spec.member,
+                    "n_params": n_params,
+                    "n_params_non_embedding": n_non_emb,
+                    "flops": float(flops_per_token(cfg)) * tokens_seen,
+                    "step": int(manifest.get("step", step)),
+                    "tokens_seen": tokens_seen,
+                    "seed": job.spec.seed,
+                    **row,
+                }
+            )
+    return rows
+
+
+def _from_dict(cls: type[Any], data: dict[str, Any], where: str) -> Any:
+    from emergence.config import from_dict
+
+    return from_dict(cls, data, where=where)
+
+
+def write_results(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write result rows as parquet atomically (required columns first, extras after)."""
+    frame = results_frame(rows)
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def results_frame(rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+    """Rows → a frame with the required columns first, in the contract's order."""
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    for col in RESULT_COLUMNS:
+        if col not in frame.columns:
+            frame[col] = pd.Series(dtype="float64")
+    extras = [c for c in frame.columns if c not in RESULT_COLUMNS]
+    return frame[list(RESULT_COLUMNS) + extras].reset_index(drop=True)
+
+
+# -- the study ---------------------------------------------------------------------------------------------------
+
+
+def study_dir_for(study: StudyConfig, out: str | Path | None = None) -> Path:
+    """Where a study writes: `out` if given, else runs/<study name>."""
+    return Path(out) if out is not None else Path("runs") / study.name
+
+
+def make_jobs(study: StudyConfig, study_dir: Path, specs: list[RunSpec]) -> list[RunJob]:
+    """One job per planned run."""
+    eval_key = eval_key_of(study)
+    tasks = tuple(to_dict(t) for t in study.tasks)
+    return [
+        RunJob(
+            study=study.name,
+            study_dir=str(study_dir),
+            spec=spec,
+            eval=dict(study.eval),
+            tasks=tasks,
+            eval_key=eval_key,
+        )
+        for spec in specs
+    ]
+
+
+def run_study(
+    study: StudyConfig,
+    out: str | Path | None = None,
+    *,
+    work: RunWork | None = None,
+    retry_failed: bool = False,
+    analyze: bool = True,
+    progress: bool = True,
+    on_event: ProgressFn | None = None,
+) -> StudyOutcome:
+    """Run (or resume) a whole study and return what happened; see the module docstring."""
+    from emergence.sweep.progress import StudyProgress
+
+    t0 = time.perf_counter()
+    study_dir = study_dir_for(study, out)
+    specs = plan_study(study)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    with study_lock(study_dir):
+        write_yaml(study_dir / "study.yaml", to_dict(study))
+        write_json(study_dir / PLAN_FILE, [_plan_entry(s) for s in specs])
+        jobs = make_jobs(study, study_dir, specs)
+        todo, skipped = select_jobs(jobs, retry_failed=retry_failed)
+        outcome = StudyOutcome(study_dir=study_dir, total=len(jobs), done=0, failed=0, skipped=len(skipped))
+        executor = make_executor(
+            study.executor.kind,
+            workers=study.executor.workers,
+            threads_per_worker=study.executor.threads_per_worker,
+            **study.executor.options,
+        )
+        fn = functools.partial(execute_run, work=work) if work is not None else execute_run
+        with StudyProgress(study.name, jobs, skipped, enabled=progress, on_event=on_event) as bar:
+
+            def on_result(job: RunJob, result: Any, error: BaseException | None) -> None:
+                if error is not None:  # the worker died, or the run function itself is broken
+                    status = read_status(job.run_dir, job.spec.run_id)
+                    mark_failed(job.run_dir, status, error)
+                    result = {"state": "failed", "error": status.error}
+                outcome.ran.append(job.spec.run_id)
+                if result.get("state") == "failed":
+                    outcome.failures[job.spec.run_id] = str(result.get("error"))
+                bar.finished(job, result)
+
+            executor.run(
+                fn,
+                todo,
+                on_result,
+                progress=bar.on_progress if executor.in_process else None,
+                on_tick=bar.poll,
+            )
+        summary = write_study_status(study_dir, jobs)
+        outcome.done = summary["counts"].get("done", 0)
+        outcome.failed = summary["counts"].get("failed", 0)
+        collect_results(study_dir, jobs)
+        if analyze:
+            outcome.report = analyze_and_report(study, study_dir)
+    outcome.wall_s = time.perf_counter() - t0
+    return outcome
+
+
+def _plan_entry(spec: RunSpec) -> dict[str, Any]:
+    return {
+        "run_id": spec.run_id,
+        "member": spec.member,
+        "member_index": spec.member_index,
+        "seed": spec.seed,
+        "n_params_non_embedding": spec.n_params_non_embedding,
+    }
+
+
+def select_jobs(jobs: list[RunJob], retry_failed: bool = False) -> tuple[list[RunJob], list[RunJob]]:
+    """Split jobs into (to run, already done). A done run with other eval settings is re-evaluated only."""
+    todo: list[RunJob] = []
+    skipped: list[RunJob] = []
+    for job in jobs:
+        status = read_status(job.run_dir, job.spec.run_id)
+        has_results = (job.run_dir / RESULTS_FILE).exists()
+        if status.state == "done" and has_results and status.eval_key == job.eval_key:
+            skipped.append(job)
+        elif status.state == "done" and status.trained:
+            todo.append(_replace(job, eval_only=True))
+        elif status.state == "failed" and not retry_failed:
+            skipped.append(job)
+        else:
+            # pending, running (interrupted: resumes from checkpoints/latest) or failed with retry_failed.
+            todo.append(_replace(job, eval_only=status.trained))
+    return todo, skipped
+
+
+def _replace(job: RunJob, **changes: Any) -> RunJob:
+    import dataclasses
+
+    return dataclasses.replace(job, **changes)
+
+
+def write_study_status(study_dir: Path, jobs: list[RunJob]) -> dict[str, Any]:
+    """STUDY_DIR/status.json: each planned run's state and error, for the report and for humans."""
+    runs = []
+    counts: dict[str, int] = {}
+    for job in jobs:
+        st = read_status(job.run_dir, job.spec.run_id)
+        counts[st.state] = counts.get(st.state, 0) + 1
+        runs.append(
+            {
+                "run_id": job.spec.run_id,
+                "member": job.spec.member,
+                "seed": job.spec.seed,
+                "state": st.state,
+                "error": st.error,
+                "traceback_file": (
+                    f"runs/{job.spec.run_id}/{st.traceback_file}" if st.traceback_file else None
+                ),
+                "wall_s": st.wall_s,
+            }
+        )
+    summary = {"study": jobs[0].study if jobs else "", "counts": counts, "runs": runs}
+    write_json(study_dir / STUDY_STATUS_FILE, summary)
+    return summary
+
+
+def collect_results(study_dir: Path, jobs: list[RunJob]) -> pd.DataFrame:
+    """Concatenate the done runs' results (plan order) into STUDY_DIR/results.parquet, atomically."""
+    frames = []
+    for job in jobs:
+        path = job.run_dir / RESULTS_FILE
+        if read_status(job.run_dir, job.spec.run_id).state == "done" and path.exists():
+            frames.append(pd.read_parquet(path))
+    frame = results_frame(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame())
+    with atomic_path(study_dir / RESULTS_FILE) as tmp:
+        frame.to_parquet(tmp, index=False)
+    return frame
+
+
+def analyze_and_report(study: StudyConfig, study_dir: Path) -> Path | None:
+    """Run the emergence analysis and render the report; returns the report's path."""
+    from emergence.analysis.emergence import AnalysisConfig, analyze_study
+    from emergence.report import render_report
+
+    analyze_study(study_dir, _from_dict(AnalysisConfig, study.analysis, "analysis"))
+    report = render_report(study_dir)
+    return Path(report) if report is not None else study_dir / "report.html"
+
+
+# -- the study lock ----------------------------------------------------------------------------------------------
+
+
+class study_lock:  # noqa: N801 (used as a context manager, reads like one)
+    """Refuse to run one study directory from two processes at once (they would train the same runs)."""
+
+    def __init__(self, study_dir: Path) -> None:
+        self.path = Path(study_dir) / LOCK_FILE
+
+    def __enter__(self) -> study_lock:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            owner = _lock_owner(self.path)
+            if owner is not None and _alive(owner):
+                raise UserError(f"{self.path.parent} is being run by process {owner}; wait or stop it") from None
+            self.path.unlink(missing_ok=True)  # a stale lock from a killed run
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _lock_owner(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip() or "0") or None
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_study_status(study_dir: Path) -> dict[str, Any]:
+    """STUDY_DIR/status.json as written by the runner."""
+    return read_json(Path(study_dir) / STUDY_STATUS_FILE)

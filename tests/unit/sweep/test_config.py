@@ -1,0 +1,66 @@
+"""Study config: validation errors name the field; shorthands; built-in study names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from emergence.errors import UserError
+from emergence.studies import builtin_studies, resolve_study
+from emergence.sweep.config import StudyConfig, parse_study
+
+from .conftest import tiny_study_dict
+
+
+def test_parses_tiny_study(study_dict: dict[str, Any]) -> None:
+    cfg = parse_study(study_dict)
+    assert isinstance(cfg, StudyConfig)
+    assert cfg.seeds == (0, 1)
+    assert cfg.tasks[0].name == "addition"
+    assert cfg.executor.workers == 1
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ("budget.steps=fast", "budget.steps"),
+        ("executor.workers=0", "workers"),
+        ("seeds=[1, 1]", "seeds"),
+        ("budget.kind=weeks", "budget.kind"),
+        ("family.geometric.n=3", "geometric"),
+        ("budget.kind=tokens", "tokens"),
+        ("executor.wokers=2", "wokers"),
+    ],
+)
+def test_errors_name_the_field(study_dict: dict[str, Any], override: str, field: str) -> None:
+    with pytest.raises(UserError, match=field.replace(".", r"\.")):
+        parse_study(study_dict, [override])
+
+
+def test_unknown_top_level_field_suggests(study_dict: dict[str, Any]) -> None:
+    study_dict["seed"] = [0]
+    with pytest.raises(UserError, match="did you mean 'seeds'"):
+        parse_study(study_dict)
+
+
+def test_task_shorthands() -> None:
+    cfg = parse_study(tiny_study_dict(tasks="addition"))
+    assert [t.name for t in cfg.tasks] == ["addition"]
+    cfg = parse_study(tiny_study_dict(tasks=["addition", {"name": "multiplication", "options": {"digits": 1}}]))
+    assert [t.name for t in cfg.tasks] == ["addition", "multiplication"]
+
+
+def test_duplicate_tasks_rejected() -> None:
+    with pytest.raises(UserError, match="tasks"):
+        parse_study(tiny_study_dict(tasks=["addition", "addition"]))
+
+
+def test_builtin_default_resolves_and_unknown_suggests() -> None:
+    assert "default" in builtin_studies()
+    assert resolve_study(None).name == "default.yaml"
+    assert resolve_study("default") == resolve_study(None)
+    with pytest.raises(UserError, match="did you mean 'default'"):
+        resolve_study("defualt")
+    with pytest.raises(UserError, match="not found"):
+        resolve_study("no/such/study.yaml")

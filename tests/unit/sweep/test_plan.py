@@ -1,0 +1,97 @@
+"""Plan: run ids are stable, sensitive to anything that changes training, blind to evaluation settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from emergence.errors import UserError
+from emergence.sweep.config import parse_study
+from emergence.sweep.plan import canonical_json, eval_key_of, plan_study, run_id_of
+
+from .conftest import tiny_study_dict
+
+
+def _ids(data: dict[str, Any], overrides: list[str] | None = None) -> list[str]:
+    return [s.run_id for s in plan_study(parse_study(data, overrides or []))]
+
+
+def test_members_times_seeds(study_dict: dict[str, Any]) -> None:
+    specs = plan_study(parse_study(study_dict))
+    assert [(s.member, s.seed) for s in specs] == [("small", 0), ("small", 1), ("large", 0), ("large", 1)]
+    assert len({s.run_id for s in specs}) == 4
+    assert all(len(s.run_id) == 12 for s in specs)
+    assert specs[0].n_params_non_embedding < specs[2].n_params_non_embedding
+
+
+def test_run_id_is_stable(study_dict: dict[str, Any]) -> None:
+    assert _ids(study_dict) == _ids(tiny_study_dict())
+    # Key order and spelling out a default do not change the resolved config.
+    shuffled = dict(reversed(list(study_dict.items())))
+    assert _ids(shuffled) == _ids(study_dict)
+    assert _ids(study_dict, ["family.base.dropout=0.0"]) == _ids(study_dict)
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["train.lr=0.01", "budget.steps=5", "tasks[0]", "family.base.n_ctx=20", "data.n_train=50"],
+)
+def test_run_id_changes_with_training_config(study_dict: dict[str, Any], override: str) -> None:
+    if override == "tasks[0]":
+        changed = tiny_study_dict(tasks=[{"name": "addition", "options": {"digits": 2}}])
+        assert set(_ids(changed)).isdisjoint(_ids(study_dict))
+        return
+    assert set(_ids(study_dict, [override])).isdisjoint(_ids(study_dict))
+
+
+def test_seed_changes_only_its_runs(study_dict: dict[str, Any]) -> None:
+    before = _ids(study_dict)
+    after = _ids(study_dict, ["seeds=[0, 2]"])
+    assert before[0] == after[0] and before[2] == after[2]
+    assert before[1] != after[1]
+
+
+def test_eval_settings_do_not_change_run_ids(study_dict: dict[str, Any]) -> None:
+    a = parse_study(study_dict)
+    b = parse_study(study_dict, ["eval.n_examples=7"])
+    assert [s.run_id for s in plan_study(a)] == [s.run_id for s in plan_study(b)]
+    assert eval_key_of(a) != eval_key_of(b)
+
+
+def test_canonical_json_and_hash() -> None:
+    assert canonical_json({"b": 1, "a": [1.5, None]}) == '{"a":[1.5,null],"b":1}'
+    assert run_id_of({"a": 1}) == run_id_of({"a": 1}) != run_id_of({"a": 2})
+    with pytest.raises(ValueError):
+        canonical_json({"x": float("nan")})
+
+
+def test_geometric_family_and_compute_budget() -> None:
+    data = tiny_study_dict(
+        family={"base": {"n_ctx": 16}, "geometric": {"min_params": 1000, "max_params": 100000, "n": 3}},
+        seeds=[0],
+        budget={"kind": "tokens_per_param", "tokens_per_param": 2},
+    )
+    specs = plan_study(parse_study(data))
+    sizes = [s.n_params_non_embedding for s in specs]
+    assert sizes == sorted(sizes) and sizes[-1] > 20 * sizes[0]
+    for s in specs:
+        assert s.run_config["train"]["tokens"] == 2 * s.n_params_non_embedding
+        assert s.run_config["train"]["steps"] is None
+
+
+def test_bad_member_field_names_member(study_dict: dict[str, Any]) -> None:
+    study_dict["family"]["members"][1]["d_modle"] = 3
+    with pytest.raises(UserError, match=r"members\[1\].*d_modle"):
+        plan_study(parse_study(study_dict))
+
+
+def test_budget_in_train_block_is_refused(study_dict: dict[str, Any]) -> None:
+    with pytest.raises(UserError, match=r"train\.steps"):
+        plan_study(parse_study(study_dict, ["train.steps=3"]))
+
+
+def test_unknown_preset_suggests(study_dict: dict[str, Any]) -> None:
+    study_dict["family"]["members"] = ["nano", "micor"]
+    with pytest.raises(UserError, match="did you mean 'micro'"):
+        plan_study(parse_study(study_dict))
