@@ -1,0 +1,503 @@
+"""The training loop: `train_run(config, run_dir)` trains one model with log-spaced checkpoints and resumes.
+
+    resolve config ─► tokenizer ─► model (seeded) ─► AdamW (decay on 2-D weights only)
+                                                         │
+    for step in [start, total):   lr = warm-up+cosine(step)
+        micro-batches ─► forward ─► masked CLM loss (sum / tokens of the whole step) ─► backward
+        clip grad norm ─► optimizer step ─► metrics.jsonl ─► eval (every eval_every) ─► checkpoints
+
+Determinism: model initialisation and dropout use torch's global generator, seeded per run inside
+`torch.random.fork_rng` (the caller's RNG state is untouched); data order uses a `torch.Generator` of its own.
+Both states, the optimizer, the sampler position and the step are saved in `checkpoints/latest/`, so a run
+resumed after an interruption ends with the same weights, bit for bit on CPU, as one that was never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from emergence.config import from_dict, load_yaml_dict, to_dict
+from emergence.errors import UserError
+from emergence.io import append_jsonl, read_jsonl, write_text, write_yaml
+from emergence.train import checkpoint as ckpt
+from emergence.train.config import RunConfig, run_config_to_dict
+from emergence.train.data import Batch, TrainData, derive_seed
+from emergence.train.objectives import OBJECTIVES
+from emergence.train.schedule import lr_at
+
+log = logging.getLogger(__name__)
+
+# Test aid: exit the process abruptly (no clean-up, like a power cut) right after this optimizer step.
+CRASH_ENV = "EMERGENCE_CRASH_AFTER_STEP"
+CRASH_EXIT_CODE = 75
+# Fields that may differ between an interrupted run and its resumption (they do not change the result).
+RESUME_EXEMPT = (("train", "threads"),)
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the run cannot continue."""
+
+
+# ---------------------------------------------------------------------------------------------- set-up
+
+
+def resolve_model(model: dict[str, Any], vocab_size: int) -> Any:
+    """GPTConfig from the model section: `preset` expanded, `vocab_size` from the tokenizer if absent."""
+    from emergence.models.families import PRESETS
+    from emergence.models.gpt import GPTConfig
+
+    fields = dict(model)
+    name = fields.pop("preset", None)
+    if name is not None:
+        if name not in PRESETS:
+            from emergence.registry import unknown_name_message
+
+            raise UserError(f"model.preset: {unknown_name_message('preset', name, PRESETS)}")
+        fields = {**PRESETS[name], **fields}
+    given = fields.setdefault("vocab_size", vocab_size)
+    if isinstance(given, int) and given < vocab_size:
+        raise UserError(
+            f"model.vocab_size: {given} is smaller than the tokenizer's vocabulary ({vocab_size})"
+        )
+    return from_dict(GPTConfig, fields, where="model")
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups as nanoGPT: decay every ≥2-D tensor (matmuls, embeddings), not biases or norm gains."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():  # tied parameters appear once
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def make_optimizer(model: torch.nn.Module, cfg: Any) -> torch.optim.AdamW:
+    """AdamW over `param_groups` with the run's betas and eps."""
+    return torch.optim.AdamW(
+        param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps
+    )
+
+
+def _diff(a: Any, b: Any, where: str = "") -> str | None:
+    """The first dotted field where two plain-data configs differ, as 'field: old vs new'."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            d = _diff(a.get(k), b.get(k), f"{where}.{k}" if where else str(k))
+            if d:
+                return d
+        return None
+    return None if a == b else f"{where}: {a!r} vs {b!r}"
+
+
+def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
+    out = json.loads(json.dumps(cfg))  # deep copy, tuples → lists (as YAML reads them back)
+    for section, key in RESUME_EXEMPT:
+        out.get(section, {}).pop(key, None)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def heldout_loss(model: torch.nn.Module, data: TrainData, batch_size: int, device: str) -> float:
+    """Mean masked CLM loss over the held-out items."""
+    from emergence.train.data import collate
+
+    total, count = 0.0, 0
+    seqs = data.eval_seqs
+    for i in range(0, len(seqs), batch_size):
+        b = collate(seqs[i : i + batch_size], data.tokenizer.pad_id).to(device)
+        s, n = OBJECTIVES.get("clm")(model(b.x), b.y, b.mask)
+        total += float(s)
+        count += n
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def exact_match(
+    model: torch.nn.Module, tokenizer: Any, pairs: list[tuple[str, str]], batch_size: int, device: str
+) -> float:
+    """Share of prompts whose greedy continuation up to `<eos>` equals the target exactly."""
+    from emergence.models.generation import generate
+
+    n_ctx = model.cfg.n_ctx
+    by_len: dict[int, list[tuple[list[int], str]]] = {}
+    for prompt, target in pairs:
+        ids = tokenizer.encode(prompt, add_bos=True)
+        by_len.setdefault(len(ids), []).append((ids, target))
+    max_target = max(len(tokenizer.encode(t)) for _, t in pairs)
+    hits = 0
+    for length, group in sorted(by_len.items()):
+        # One token beyond the longest answer leaves room for <eos>; a longer answer is wrong anyway.
+        max_new = min(max_target + 1, n_ctx - length)
+        if max_new <= 0:
+            continue
+        for i in range(0, len(group), batch_size):
+            chunk = group[i : i + batch_size]
+            idx = torch.tensor([ids for ids, _ in chunk], dtype=torch.long, device=device)  # (B, T)
+            # Rows stop at <eos> (not included), so a row is exactly the model's answer.
+            out = generate(model, idx, max_new, temperature=0.0, stop_ids=[tokenizer.eos_id])
+            hits += sum(tokenizer.decode(row) == target for row, (_, target) in zip(out, chunk, strict=True))
+    return hits / len(pairs)
+
+
+def evaluate(model: torch.nn.Module, data: TrainData, batch_size: int, device: str) -> dict[str, float]:
+    """Held-out loss and exact match (held-out, and training examples for a fixed training set)."""
+    was_training = model.training
+    model.eval()
+    out: dict[str, float] = {}
+    try:
+        if data.eval_seqs:
+            out["eval_loss"] = heldout_loss(model, data, batch_size, device)
+        if data.eval_generate:
+            out["eval_exact_match"] = exact_match(
+                model, data.tokenizer, data.eval_generate, batch_size, device
+            )
+        if data.train_generate:
+            out["train_exact_match"] = exact_match(
+                model, data.tokenizer, data.train_generate, batch_size, device
+            )
+    finally:
+        model.train(was_training)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- the run
+
+
+def train_run(
+    config: RunConfig,
+    run_dir: str | os.PathLike[str],
+    *,
+    progress: bool = True,
+    on_checkpoint: Callable[[int, Path], None] | None = None,
+) -> dict[str, Any]:
+    """Train (or resume, or find finished) the run in `run_dir`; return a summary dict.
+
+    Writes `run_dir/config.yaml` (resolved), `metrics.jsonl` and `checkpoints/`. If `checkpoints/latest`
+    exists it must come from the same resolved config (else UserError) and training continues from it.
+    `on_checkpoint(step, path)` is called after each permanent step checkpoint is written.
+    """
+    run_dir = Path(run_dir)
+    tc = config.train
+    with ExitStack() as stack:
+        if tc.threads is not None:
+            old_threads = torch.get_num_threads()
+            torch.set_num_threads(tc.threads)
+            stack.callback(torch.set_num_threads, old_threads)
+        devices = [torch.device(tc.device).index or 0] if tc.device.startswith("cuda") else []
+        stack.enter_context(torch.random.fork_rng(devices=devices))
+        summary = _Run(config, run_dir, progress, on_checkpoint).run()
+    return summary
+
+
+class _Run:
+    """State of one training run (split out of `train_run` so each phase reads on its own)."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: Path,
+        progress: bool,
+        on_checkpoint: Callable[[int, Path], None] | None,
+    ) -> None:
+        from emergence.tasks import make_task
+        from emergence.tokenizers import load_tokenizer
+
+        self.cfg = config
+        self.tc = config.train
+        self.run_dir = run_dir
+        self.ckpt_dir = run_dir / "checkpoints"
+        self.metrics_path = run_dir / "metrics.jsonl"
+        self.progress = progress
+        self.on_checkpoint = on_checkpoint
+        self.device = self.tc.device
+
+        ckpt.recover_checkpoints(self.ckpt_dir)
+        latest = self.ckpt_dir / ckpt.LATEST
+        self.resume_from: Path | None = latest if (latest / ckpt.MANIFEST).exists() else None
+
+        dc = config.data
+        self.task = make_task(dc.task, **dc.task_options) if dc.task is not None else None
+        if self.resume_from is not None:
+            # The saved tokenizer, not a rebuilt one: a retrained BPE must not shift ids under the model.
+            ckpt.verify_checkpoint(self.resume_from)
+            self.tokenizer = load_tokenizer(self.resume_from / ckpt.TOKENIZER_FILE)
+        else:
+            from emergence.train.data import build_tokenizer
+
+            self.tokenizer = build_tokenizer(dc, self.task)
+        self.gpt_cfg = resolve_model(config.model, self.tokenizer.vocab_size)
+        self.data = TrainData(dc, self.gpt_cfg.n_ctx, self.tokenizer, self.task, self.tc.seed)
+        self.total_steps = (
+            self.tc.steps
+            if self.tc.steps is not None
+            else self.data.steps_for_tokens(self.tc.tokens or 0, self.tc.sequences_per_step)
+        )
+        resolved = run_config_to_dict(config)
+        resolved["model"] = to_dict(self.gpt_cfg)
+        if self.task is not None:
+            resolved["data"]["task_options"] = to_dict(self.task.options)  # defaults filled in
+        self.resolved = {"model": resolved.pop("model"), **resolved}
+        self._check_same_run()
+        write_yaml(run_dir / "config.yaml", self.resolved)
+
+    def _check_same_run(self) -> None:
+        sources = [self.run_dir / "config.yaml"]
+        if self.resume_from is not None:
+            sources.insert(0, self.resume_from / ckpt.CONFIG_FILE)
+        for src in sources:
+            if src.exists():
+                diff = _diff(_comparable(load_yaml_dict(src)), _comparable(self.resolved))
+                if diff:
+                    raise UserError(
+                        f"{self.run_dir} holds a run with a different config ({diff}); "
+                        "use another --out directory or delete the old run"
+                    )
+
+    # -- model and optimizer
+
+    def _build(self) -> None:
+        from emergence.models.gpt import GPT
+
+        torch.manual_seed(derive_seed(self.tc.seed, "init"))
+        self.model = GPT(self.gpt_cfg).to(self.device)
+        self.model.train()
+        self.optimizer = make_optimizer(self.model, self.tc)
+        self.forward = torch.compile(self.model) if self.tc.compile else self.model
+        self.objective = OBJECTIVES.get("clm")
+        self.step = 0
+        self.tokens_seen = 0
+
+    def _resume(self, path: Path) -> None:
+        manifest = ckpt.verify_checkpoint(path)
+        ckpt.load_model_weights(self.model, path)
+        from emergence.io import read_json
+
+        ckpt.optimizer_from_files(
+            self.optimizer, ckpt.read_tensors(path, "optimizer"), read_json(path / "optimizer.json")
+        )
+        state = read_json(path / "state.json")
+        rng = ckpt.read_tensors(path, "rng")
+        torch.set_rng_state(rng["torch_cpu"])
+        if "torch_cuda" in rng and self.device.startswith("cuda"):
+            torch.cuda.set_rng_state(rng["torch_cuda"], self.device)
+        self.data.load_state(state["data"], {k[5:]: v for k, v in rng.items() if k.startswith("data_")})
+        self.step = int(manifest["step"])
+        self.tokens_seen = int(manifest["tokens_seen"])
+        if state.get("total_steps") != self.total_steps:
+            raise UserError(
+                f"{path}: saved for {state.get('total_steps')} steps, this config has {self.total_steps}"
+            )
+        # Drop log records past the resumed step: they will be written again by the replayed steps.
+        kept = [r for r in read_jsonl(self.metrics_path) if int(r.get("step", -1)) <= self.step]
+        write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+        log.info("resumed %s at step %d/%d", self.run_dir, self.step, self.total_steps)
+
+    # -- checkpoints
+
+    def _save(self, path: Path, resume_state: bool) -> None:
+        tensors: dict[str, dict[str, torch.Tensor]] = {}
+        json_files: dict[str, Any] = {}
+        if resume_state:
+            opt_tensors, opt_meta = ckpt.optimizer_to_files(self.optimizer)
+            data_scalars, data_tensors = self.data.state()
+            rng = {"torch_cpu": torch.get_rng_state()}
+            if self.device.startswith("cuda"):
+                rng["torch_cuda"] = torch.cuda.get_rng_state(self.device)
+            rng.update({f"data_{k}": v for k, v in data_tensors.items()})
+            tensors = {"optimizer": opt_tensors, "rng": rng}
+            json_files = {
+                "optimizer": opt_meta,
+                "state": {"step": self.step, "total_steps": self.total_steps, "data": data_scalars},
+            }
+        ckpt.save_checkpoint(
+            path,
+            model=self.model,
+            config=self.resolved,
+            tokenizer=self.tokenizer,
+            step=self.step,
+            tokens_seen=self.tokens_seen,
+            tensors=tensors,
+            json_files=json_files,
+        )
+
+    def _checkpoint(self) -> None:
+        """Write the step checkpoint and/or `latest` due at the current step."""
+        s, tc = self.step, self.tc
+        permanent = ckpt.is_checkpoint_step(s, self.total_steps, tc.checkpoint_every)
+        if permanent and tc.log_checkpoints:
+            path = self.ckpt_dir / ckpt.step_dir_name(s)
+            self._save(path, resume_state=False)
+            if self.on_checkpoint is not None:
+                self.on_checkpoint(s, path)
+        if permanent or s % tc.latest_every == 0:
+            self._save(self.ckpt_dir / ckpt.LATEST, resume_state=True)
+
+    # -- one optimizer step
+
+    def _train_step(self, batches: list[Batch], lr: float) -> tuple[float, float]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        # Divide by the tokens of the whole step, so accumulation gives the exact mean however tokens split.
+        total = sum(int(b.mask.sum()) for b in batches)
+        loss_sum = 0.0
+        for b in batches:
+            b = b.to(self.device)
+            s, _ = self.objective(self.forward(b.x), b.y, b.mask)
+            (s / max(total, 1)).backward()
+            loss_sum += float(s.detach())
+        loss = loss_sum / max(total, 1)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"training diverged: loss is {loss} at step {self.step + 1} (lr {lr:.3g}); "
+                "lower train.lr or set train.grad_clip"
+            )
+        max_norm = self.tc.grad_clip if self.tc.grad_clip > 0 else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss, grad_norm
+
+    def _eval_record(self) -> dict[str, float]:
+        if self.tc.eval_every == 0:
+            return {}
+        if self.step % self.tc.eval_every and self.step != self.total_steps:
+            return {}
+        return evaluate(self.model, self.data, self.tc.batch_size, self.device)
+
+    # -- the loop
+
+    def run(self) -> dict[str, Any]:
+        self._build()
+        resumed_at = None
+        if self.resume_from is not None:
+            self._resume(self.resume_from)
+            resumed_at = self.step
+        else:
+            self.metrics_path.unlink(missing_ok=True)  # a log without a checkpoint belongs to no weights
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        crash_at = int(os.environ[CRASH_ENV]) if os.environ.get(CRASH_ENV, "").strip() else None
+        last: dict[str, Any] = {}
+        if resumed_at is None:
+            rec = {"step": 0, "tokens_seen": 0, **self._eval_record()}
+            if len(rec) > 2:
+                append_jsonl(self.metrics_path, rec)
+            self._checkpoint()
+
+        with _ProgressBar(self.progress, self.total_steps, self.step) as bar:
+            window_t, window_tokens = time.perf_counter(), 0
+            while self.step < self.total_steps:
+                s = self.step
+                lr = lr_at(
+                    s,
+                    lr=self.tc.lr,
+                    min_lr=self.tc.min_lr,
+                    warmup_steps=self.tc.warmup_steps,
+                    total_steps=self.total_steps,
+                    schedule=self.tc.schedule,
+                )
+                batches = self.data.step_batches(s, self.tc.batch_size, self.tc.grad_accum)
+                loss, grad_norm = self._train_step(batches, lr)
+                n_tokens = sum(b.n_tokens for b in batches)
+                self.step += 1
+                self.tokens_seen += n_tokens
+                window_tokens += n_tokens
+                now = time.perf_counter()
+                tokens_per_s = window_tokens / max(now - window_t, 1e-9)
+                if now - window_t > 2.0:  # a sliding window keeps tokens/s current after slow eval steps
+                    window_t, window_tokens = now, 0
+                rec = {
+                    "step": self.step,
+                    "loss": loss,
+                    "lr": lr,
+                    "grad_norm": grad_norm,
+                    "tokens_seen": self.tokens_seen,
+                    "tokens_per_s": tokens_per_s,
+                    "time_s": now - start,
+                }
+                ev = self._eval_record()
+                rec.update(ev)
+                if ev or self.step % self.tc.log_every == 0 or self.step == self.total_steps:
+                    append_jsonl(self.metrics_path, rec)
+                last = rec
+                if ev:
+                    log.info(
+                        "step %d/%d loss %.4f %s",
+                        self.step,
+                        self.total_steps,
+                        loss,
+                        " ".join(f"{k} {v:.4g}" for k, v in ev.items()),
+                    )
+                bar(self.step, loss, tokens_per_s)
+                if crash_at is not None and self.step == crash_at:
+                    os._exit(CRASH_EXIT_CODE)
+                self._checkpoint()
+
+        records = read_jsonl(self.metrics_path)
+        final = last or (records[-1] if records else {})
+        evals = [r for r in records if "eval_loss" in r or "eval_exact_match" in r]
+        return {
+            "run_dir": str(self.run_dir),
+            "steps": self.total_steps,
+            "tokens_seen": self.tokens_seen,
+            "final_loss": final.get("loss"),
+            "eval": {
+                k: v for k, v in (evals[-1] if evals else {}).items() if k.startswith(("eval_", "train_"))
+            },
+            "resumed_from_step": resumed_at,
+            "wall_s": time.perf_counter() - start,
+            "checkpoints": [str(p) for _, p in ckpt.list_checkpoints(self.run_dir)],
+        }
+
+
+class _ProgressBar:
+    """A rich progress bar (loss, tokens/s) on a terminal; a no-op when disabled or not a TTY."""
+
+    def __init__(self, enabled: bool, total: int, done: int) -> None:
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        self.enabled = enabled and console.is_terminal
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"),
+                TextColumn("{task.fields[tps]} tok/s"),
+                TimeRemainingColumn(),
+                console=console,
+            )
+            self.task = self.progress.add_task("train", total=total, completed=done, loss="-", tps="-")
+
+    def __enter__(self) -> Callable[[int, float, float], None]:
+        if not self.enabled:
+            return lambda *_: None
+        self.progress.start()
+
+        def update(step: int, loss: float, tps: float) -> None:
+            self.progress.update(self.task, completed=step, loss=f"{loss:.4f}", tps=f"{tps:,.0f}")
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.progress.stop()
