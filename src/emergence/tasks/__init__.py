@@ -5,7 +5,7 @@ Importing this package registers every built-in task; `make_task(name, **options
 
 from __future__ import annotations
 
-from emergence.tasks import arithmetic
+from emergence.tasks import arithmetic, bigbench, classification, induction, jsonl, parity, strings
 from emergence.tasks.base import (
     CHOICE_METRICS,
     GENERATE_METRICS,
@@ -19,6 +19,7 @@ from emergence.tasks.base import (
     hash_split,
     make_task,
 )
+from emergence.tasks.jsonl import load_jsonl_task
 
 __all__ = [
     "CHOICE_METRICS",
@@ -29,8 +30,15 @@ __all__ = [
     "Split",
     "Task",
     "arithmetic",
+    "bigbench",
+    "classification",
     "example_hash",
     "fewshot_prompt",
     "hash_split",
+    "induction",
+    "jsonl",
+    "load_jsonl_task",
     "make_task",
+    "parity",
+    "strings",
 ]
