@@ -1,14 +1,15 @@
 """BIG-bench scores across scale: normalised score, total improvement, linearity and breakthroughness.
 
-Srivastava et al. 2022 (BIG-bench), §3.4 and Appendix B; REFERENCES §1. With models sorted by scale and y_i the
-normalised score of model i:
+Srivastava et al. 2022 (BIG-bench), §3.4 and Appendix B; REFERENCES §1. With models sorted by scale and y_i
+the normalised score of model i:
 
     I(y) = sign(argmax_i y_i − argmin_i y_i) · (max y − min y)        total improvement
     L    = I(y) / sqrt(mean_i   (y_{i+1} − y_i)²)                      linearity (root-mean-square)
     B    = I(y) / sqrt(median_i (y_{i+1} − y_i)²)                      breakthroughness (root-median-square)
 
-Sanity values: n models with equal steps give L = B = n − 1; a single jump gives L = sqrt(n − 1) and B = ∞ (the
-median squared step is 0), which we clip at ±`max_b` and flag. Schaeffer et al. 2023 call B the "emergence score".
+Sanity values: n models with equal steps give L = B = n − 1; a single jump gives L = sqrt(n − 1) and B = ∞
+(the median squared step is 0), which we clip at ±`max_b` and flag. Schaeffer et al. 2023 call B the
+"emergence score".
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ DEFAULT_MAX_BREAKTHROUGHNESS = 1000.0
 def normalised_score(raw: np.ndarray | float, low: float, high: float) -> np.ndarray:
     """100·(raw − low)/(high − low): 0 at chance (low), 100 at the best value (high).
 
-    For a lower-is-better metric pass low = the worst value and high = the best (smaller) one: the formula then
-    equals flipping the sign of raw, low and high first, so the score is always higher-is-better.
+    For a lower-is-better metric pass low = the worst value and high = the best (smaller) one: the formula
+    then equals flipping the sign of raw, low and high first, so the score is always higher-is-better.
     """
     raw = np.asarray(raw, dtype=float)
     if not (math.isfinite(low) and math.isfinite(high)) or high == low:
