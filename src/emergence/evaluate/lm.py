@@ -235,7 +235,10 @@ class GPTLanguageModel:
                 p_idx.extend(range(start + shift, start + shift + len(cont)))
                 toks.extend(cont)
             if toks:
-                sel = logits[torch.tensor(b_idx), torch.tensor(p_idx)].float().log_softmax(-1)  # (N, V)
+                sel = logits[torch.tensor(b_idx), torch.tensor(p_idx)]  # (N, V)
+                if sel.dtype in (torch.float16, torch.bfloat16):
+                    sel = sel.float()  # log-softmax in at least single precision
+                sel = sel.log_softmax(-1)
                 tok = torch.tensor(toks, device=self.device)[:, None]  # (N, 1)
                 lp = sel.gather(1, tok)  # (N, 1)
                 greedy = (sel.argmax(-1, keepdim=True) == tok)[:, 0].tolist()

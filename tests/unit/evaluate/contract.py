@@ -91,7 +91,9 @@ def check_language_model_contract(
         ]
         assert alone == outs, "generation depends on batching"
         # A greedy answer scores as greedy (what exact match and token accuracy rely on agreeing).
-        scored = lm.loglikelihood([(c, o) for c, o in zip(contexts, outs, strict=True) if o], shared_prefix=shared)
+        scored = lm.loglikelihood(
+            [(c, o) for c, o in zip(contexts, outs, strict=True) if o], shared_prefix=shared
+        )
         assert all(r.is_greedy for r in scored), "a generated answer does not score as the greedy answer"
         if shared and prefix_concat_equal:
             joined_outs = lm.generate(

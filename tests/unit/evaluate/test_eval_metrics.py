@@ -25,7 +25,9 @@ LN = math.log
 
 def ll(*tokens: tuple[float, bool, int]) -> LLResult:
     """LLResult from (prob, greedy, rank) per token."""
-    return LLResult.from_tokens([LN(p) for p, _, _ in tokens], [g for _, g, _ in tokens], [r for *_, r in tokens])
+    return LLResult.from_tokens(
+        [LN(p) for p, _, _ in tokens], [g for _, g, _ in tokens], [r for *_, r in tokens]
+    )
 
 
 def m(name: str, item: ItemResult) -> float:
