@@ -1,0 +1,631 @@
+"""`render_report(study_dir) -> Path`: a self-contained report.html and figures/*.png from saved results.
+
+Layout (each part is one function below):
+
+    header + table of contents
+    Summary           name, members and sizes, seeds, tasks, budget, runtime, runs done/failed with errors
+    Emergence table   every task × metric: threshold [CI], linearity, breakthroughness, fit, verdict,
+                      prediction error
+    one section per task
+                      verdict text, scaling curves (parameters; FLOPs in a fold), training-step curves
+    Training          training loss of every run (metrics.jsonl)
+    Mechanisms        only when analysis.json has "mechanisms" (emergence.report.mechanisms)
+    Configuration     the resolved study.yaml
+    Environment       versions at render time and as recorded by the study
+
+The page has no external resources (inline CSS, images as data URIs, no scripts) and no timestamp, so that
+rendering the same study twice gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import platform
+import subprocess
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import pandas as pd
+
+from emergence import __version__
+from emergence.io import write_text
+from emergence.report.components import (
+    FigureSink,
+    Section,
+    badge,
+    esc,
+    figure_html,
+    fmt_duration,
+    fmt_num,
+    table,
+)
+from emergence.report.data import StudyData, load_study
+from emergence.report.mechanisms import render_mechanisms
+from emergence.report.plots import (
+    format_count,
+    member_colors,
+    plot_loss_curves,
+    plot_scaling,
+    plot_training_curves,
+)
+from emergence.report.views import TaskView, build_task_views, curve_rows, flops_per_token
+
+log = logging.getLogger(__name__)
+
+AXIS_WORDS = {"n_params": "parameters", "flops": "training FLOPs"}
+
+
+def render_report(study_dir: str | Path, svg: bool = False) -> Path:
+    """Render STUDY_DIR/report.html and figures/*.png (and .svg) from saved results; return the page."""
+    study = load_study(study_dir)
+    out = study.study_dir / "report.html"
+    page = build_page(study, study.study_dir / "figures", svg=svg)
+    write_text(out, page)
+    log.info("report written to %s", out)
+    return out
+
+
+def build_page(study: StudyData, figures_dir: Path, svg: bool = False) -> str:
+    """The whole HTML page for a loaded study (writes the figures as a side effect)."""
+    sizes = study.members().set_index("member")["n_params"].astype(float).to_dict()
+    sink = FigureSink(out_dir=figures_dir, svg=svg, colors=member_colors(sizes), sizes=sizes)
+    views = build_task_views(study)
+    sections = [summary_section(study, sink), emergence_table_section(study, views)]
+    sections += [task_section(study, v, sink) for v in views]
+    training = training_section(study, sink)
+    if training is not None:
+        sections.append(training)
+    mechanisms = (study.analysis or {}).get("mechanisms")
+    if isinstance(mechanisms, dict) and mechanisms:
+        sections.append(render_mechanisms(mechanisms, sink))
+    sections += [config_section(study), environment_section(study)]
+
+    toc = "".join(f'<a href="#{esc(s.id)}">{esc(s.title)}</a>' for s in sections)
+    description = study.config.get("description") or ""
+    header = (
+        f'<header class="page"><h1>Emergence report: {esc(study.name)}</h1>'
+        f'<p class="sub">{esc(description)}</p></header><nav class="toc">{toc}</nav>'
+    )
+    body = header + "".join(
+        f'<section id="{esc(s.id)}" class="{"task" if s.id.startswith("task-") else ""}">'
+        f"<h2>{esc(s.title)}</h2>{s.html}</section>"
+        for s in sections
+    )
+    body += (
+        f"<footer>Rendered by emergence-lab {esc(__version__)} from "
+        f"{esc(study.study_dir.name)}/results.parquet "
+        f"(sha256 {esc(study.results_sha256[:16])}…). Re-render with <code>emergence report "
+        f"{esc(study.study_dir.name)}</code>.</footer>"
+    )
+    template = Template(_template("page.html"))
+    return template.substitute(
+        title=esc(f"Emergence report: {study.name}"),
+        css=_template("report.css"),
+        body=body,
+        version=__version__,
+    )
+
+
+def _template(name: str) -> str:
+    return resources.files("emergence.report").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+# --- summary -----------------------------------------------------------------------------------------------
+
+
+def summary_section(study: StudyData, sink: FigureSink) -> Section:
+    """Study name, members, seeds, tasks, budget, runtime and the state of every run."""
+    members = study.members()
+    results = study.results
+    runs = study.runs
+    states = pd.Series([r.status for r in runs], dtype=str).value_counts().to_dict() if runs else {}
+    seeds = sorted(
+        {int(s) for s in results["seed"].dropna().unique()} | {r.seed for r in runs if r.seed is not None}
+    )
+    if not seeds and isinstance(study.config.get("seeds"), list):
+        seeds = study.config["seeds"]
+    tasks = sorted(results["task"].unique()) or [
+        str(t.get("name", t)) if isinstance(t, dict) else str(t) for t in study.config.get("tasks") or []
+    ]
+    runtimes = [r.runtime_s for r in runs if r.runtime_s is not None]
+    starts = [r.started for r in runs if r.started]
+    ends = [r.finished for r in runs if r.finished]
+    wall = (max(ends) - min(starts)).total_seconds() if starts and ends else None
+    run_word = ", ".join(f"{n} {s}" for s, n in sorted(states.items())) if states else "no run directories"
+    facts = [
+        ("study", esc(study.name)),
+        ("members", f"{len(members)} ({esc(_size_range(members))})"),
+        ("seeds", esc(", ".join(str(s) for s in seeds)) or "–"),
+        ("tasks", esc(", ".join(tasks)) or "–"),
+        ("budget", esc(_budget_text(study.config.get("budget")))),
+        (
+            "runtime",
+            esc(f"{fmt_duration(sum(runtimes)) if runtimes else '–'} compute")
+            + (
+                f"<br><span class='muted'>{esc(fmt_duration(wall))} wall clock</span>"
+                if wall is not None
+                else ""
+            ),
+        ),
+        ("runs", esc(run_word)),
+        ("result rows", esc(f"{len(results):,}")),
+    ]
+    parts = ['<div class="facts">']
+    parts += [f'<div class="fact"><div class="k">{k}</div><div class="v">{v}</div></div>' for k, v in facts]
+    parts.append("</div>")
+    if results.empty:
+        parts.append(
+            '<p class="note warn">results.parquet has no rows yet: '
+            "the runs below have not been evaluated.</p>"
+        )
+    if study.analysis is None:
+        parts.append(
+            '<p class="note warn">No analysis.json in this study: curves are drawn from the raw results, '
+            "without fits, thresholds or verdicts. Run "
+            f"<code>emergence analyze {esc(study.study_dir.name)}</code> and render again.</p>"
+        )
+
+    parts.append("<h3>Members</h3>")
+    per_member_runs: dict[str, dict[str, int]] = {}
+    for r in runs:
+        per_member_runs.setdefault(r.member or "?", {}).setdefault(r.status, 0)
+        per_member_runs[r.member or "?"][r.status] += 1
+    rows = []
+    for _, m in members.iterrows():
+        color = sink.colors.get(m["member"], "#999")
+        states_m = per_member_runs.get(m["member"], {})
+        rows.append(
+            [
+                f'<span class="swatch" style="background:{esc(color)}"></span>{esc(m["member"])}',
+                esc(f"{int(m['n_params']):,}"),
+                esc(f"{int(m['n_params_non_embedding']):,}") if "n_params_non_embedding" in m else "–",
+                esc(fmt_num(m.get("flops"))),
+                esc(int(m["seeds"])),
+                esc(
+                    ", ".join(f"{n} {s}" for s, n in sorted(states_m.items()))
+                    or f"{int(m['runs'])} with results"
+                ),
+            ]
+        )
+    parts.append(
+        table(
+            ["member", "parameters", "non-embedding", "training FLOPs (final)", "seeds", "runs"],
+            rows,
+            numeric=(1, 2, 3, 4),
+        )
+    )
+    parts.append(_runs_html(study))
+    return Section(id="summary", title="Summary", html="".join(parts))
+
+
+def _size_range(members: pd.DataFrame) -> str:
+    if members.empty:
+        return "no results"
+    lo, hi = float(members["n_params"].min()), float(members["n_params"].max())
+    return (
+        f"{format_count(lo)}–{format_count(hi)} parameters" if lo != hi else f"{format_count(lo)} parameters"
+    )
+
+
+def _budget_text(budget: Any) -> str:
+    if not isinstance(budget, dict):
+        return "–" if budget is None else str(budget)
+    kind = budget.get("kind")
+    main = budget.get(kind) if kind else None
+    words = {
+        "steps": "steps",
+        "tokens": "tokens",
+        "tokens_per_param": "tokens per parameter",
+        "flops": "FLOPs",
+    }
+    if kind in words and main is not None:
+        text = f"{fmt_num(main)} {words[kind]} per member"
+        extra = [f"{k} {fmt_num(v)}" for k, v in budget.items() if k in ("min_steps", "max_steps") and v]
+        return text + (f" ({', '.join(extra)})" if extra else "")
+    return ", ".join(f"{k}: {v}" for k, v in budget.items())
+
+
+def _runs_html(study: StudyData) -> str:
+    runs = study.runs
+    if not runs:
+        return "<p class='muted'>No run directories under runs/.</p>"
+    failed = [r for r in runs if r.status == "failed"]
+    parts = []
+    if failed:
+        parts.append(f"<h3>Failed runs ({len(failed)})</h3>")
+        rows = [
+            [
+                esc(r.run_id),
+                esc(r.member or "?"),
+                esc(r.seed if r.seed is not None else "?"),
+                f'<span class="error">{esc(r.error or "no error recorded")}</span>',
+            ]
+            for r in failed
+        ]
+        parts.append(table(["run", "member", "seed", "error"], rows))
+    rows = []
+    for r in sorted(runs, key=lambda r: (study_size(study, r.member), r.member or "", r.seed or 0)):
+        last = r.metrics["step"].max() if "step" in r.metrics and not r.metrics.empty else None
+        loss = _last_loss(r.metrics)
+        rows.append(
+            [
+                esc(r.run_id),
+                esc(r.member or "?"),
+                esc(r.seed if r.seed is not None else "?"),
+                badge(r.status),
+                esc(fmt_num(last)),
+                esc(fmt_num(loss)),
+                esc(fmt_duration(r.runtime_s)),
+            ]
+        )
+    parts.append(
+        f"<details><summary>All {len(runs)} runs</summary>"
+        + table(
+            ["run", "member", "seed", "state", "last step", "final loss", "runtime"],
+            rows,
+            numeric=(2, 4, 5, 6),
+        )
+        + "</details>"
+    )
+    return "".join(parts)
+
+
+def study_size(study: StudyData, member: str | None) -> float:
+    """Parameter count of a member (0 when unknown), for ordering."""
+    rows = study.results[study.results["member"] == member]
+    return float(rows["n_params"].max()) if not rows.empty else 0.0
+
+
+def _last_loss(metrics: pd.DataFrame) -> float | None:
+    if "loss" not in metrics or metrics["loss"].dropna().empty:
+        return None
+    return float(metrics.dropna(subset=["loss"]).sort_values("step")["loss"].iloc[-1])
+
+
+# --- emergence table ---------------------------------------------------------------------------------------
+
+
+def emergence_table_section(study: StudyData, views: list[TaskView]) -> Section:
+    """One row per task × metric with the analysis' numbers on the primary scale axis."""
+    analysis = study.analysis
+    if analysis is None:
+        return Section(
+            id="emergence",
+            title="Emergence table",
+            html="<p class='muted'>No analysis.json: thresholds, linearity, breakthroughness and verdicts "
+            "appear "
+            "after <code>emergence analyze</code>.</p>",
+        )
+    axis = str((analysis.get("axes") or {}).get("primary", "n_params"))
+    rows = []
+    for view in views:
+        for e in view.entries:
+            rows.append(_entry_row(view, e, axis))
+    parts = [
+        f"<p>Measured on the primary scale axis (<b>{esc(AXIS_WORDS.get(axis, axis))}</b>) at each run's "
+        "final step. <i>Threshold</i>: x₀ of the sigmoid or hinge fit, with its bootstrap CI over seeds. "
+        "<i>L</i> and "
+        "<i>B</i>: BIG-bench linearity and breakthroughness of the normalised mean scores (equal steps give "
+        "L = B = n − 1; B is clipped for a single jump). <i>Fit</i>: the model chosen by the information "
+        "criterion and its margin over a straight line. <i>Prediction error</i>: the largest member(s) "
+        "predicted from a fit "
+        "to the smaller ones.</p>"
+    ]
+    if rows:
+        parts.append(
+            table(
+                [
+                    "task",
+                    "metric",
+                    "kind",
+                    f"threshold x₀ [CI] ({esc(AXIS_WORDS.get(axis, axis))})",
+                    "L",
+                    "B",
+                    "fit (Δ vs line)",
+                    "verdict",
+                    "prediction error",
+                ],
+                rows,
+                numeric=(3, 4, 5),
+                cls="emergence",
+            )
+        )
+    else:
+        parts.append("<p class='muted'>analysis.json has no entries.</p>")
+    warnings = analysis.get("warnings") or []
+    if warnings:
+        parts.append("<h3>Analysis warnings</h3><ul class='reasons'>")
+        parts += [f"<li>{esc(w)}</li>" for w in warnings]
+        parts.append("</ul>")
+    return Section(id="emergence", title="Emergence table", html="".join(parts))
+
+
+def _threshold_text(thr: dict[str, Any] | None) -> str:
+    if not thr or thr.get("x0") is None:
+        return "–"
+    ci = thr.get("ci")
+    text = fmt_num(thr["x0"], 2)
+    if ci and ci[0] is not None and ci[1] is not None:
+        text += f" [{fmt_num(ci[0], 2)}, {fmt_num(ci[1], 2)}]"
+    text = esc(text)
+    text += f" <span class='muted'>({esc(thr.get('model', ''))}"
+    text += ", not the best fit)" if thr.get("from_best") is False else ")"
+    return text + "</span>"
+
+
+def _entry_row(view: TaskView, e: dict[str, Any], axis: str) -> list[str]:
+    fit = (e.get("fits") or {}).get(axis) or {}
+    bb = (e.get("bigbench") or {}).get(axis) or {}
+    verdict = e.get("verdict") or {}
+    thr = verdict.get("threshold") or fit.get("threshold")
+    if fit.get("status") == "ok" and fit.get("best"):
+        delta = fit.get("delta_vs_line")
+        crit = str(fit.get("criterion", "aic")).upper()
+        fit_text = esc(fit["best"]) + (
+            f" <span class='muted'>(Δ{esc(crit)} {esc(fmt_num(delta, 3))})</span>"
+            if fit["best"] != "line"
+            else ""
+        )
+    else:
+        fit_text = f"<span class='muted'>{esc(fit.get('status', '–'))}</span>"
+    b_text = esc(fmt_num(bb.get("breakthroughness")))
+    if bb.get("clipped"):
+        b_text += "<span class='flag' title='a single jump: B is infinite and clipped'>clipped</span>"
+    v = str(verdict.get("verdict", "–"))
+    return [
+        esc(view.label),
+        esc(e["metric"]),
+        esc(e.get("kind", "")),
+        _threshold_text(thr),
+        esc(fmt_num(bb.get("linearity"))),
+        b_text,
+        fit_text,
+        badge(v) if v != "–" else "–",
+        _prediction_text((e.get("prediction") or {}).get(axis)),
+    ]
+
+
+def _prediction_text(pred: dict[str, Any] | None) -> str:
+    if not pred:
+        return "–"
+    if pred.get("status") != "ok":
+        reason = pred.get("reason") or pred.get("status")
+        return f"<span class='muted'>{esc(reason)}</span>"
+    parts = []
+    for member, err, measured, inside in zip(
+        pred.get("members") or [],
+        pred.get("abs_error") or [],
+        pred.get("measured") or [],
+        pred.get("in_interval") or [],
+        strict=False,
+    ):
+        mark = "" if inside is None else (" ✓" if inside else " ✗")
+        title = "inside" if inside else "outside"
+        parts.append(
+            f"<span title='measured {esc(fmt_num(measured))}; {title} the prediction interval'>"
+            f"{esc(member)}: {esc(fmt_num(err))}{mark}</span>"
+        )
+    return "<br>".join(parts) or "–"
+
+
+# --- one task ----------------------------------------------------------------------------------------------
+
+
+def task_section(study: StudyData, view: TaskView, sink: FigureSink) -> Section:
+    """Verdict text, scaling curves (parameters, FLOPs in a fold) and training-step curves of one task."""
+    parts = [_verdict_html(view, study.analysis is not None)]
+    for axis in ("n_params", "flops"):
+        panels = view.panels.get(axis)
+        if not panels:
+            continue
+        fig = sink.add(
+            plot_scaling(
+                panels,
+                view.label,
+                sink.colors,
+                sink.sizes,
+                sink.out_dir,
+                f"scaling-{view.key.slug}-{axis}",
+                x=axis,
+                ci_label=view.ci_label,
+                svg=sink.svg,
+            )
+        )
+        caption = (
+            f"{esc(view.label)}: each metric at the final step of every run against {AXIS_WORDS[axis]}. "
+            "Small "
+            f"dots: one seed; large dots and line: mean over seeds; grey band: {esc(view.ci_label)}. "
+            "Discontinuous metrics (all-or-nothing per item) come before continuous ones, so that a jump "
+            "can be checked against a smooth counterpart."
+        )
+        if any(p.fit is not None for p in panels):
+            caption += (
+                " Dashed: the fitted curve chosen by the analysis; dotted vertical: threshold x₀, "
+                "shaded: its CI."
+            )
+        if axis == "n_params":
+            parts.append("<h3>Scaling curves</h3>" + figure_html(fig, caption))
+        else:
+            parts.append(
+                "<details><summary>The same curves against training FLOPs</summary>"
+                + figure_html(fig, caption)
+                + "</details>"
+            )
+    steps = view.rows
+    if not steps.empty and steps["step"].nunique() > 1:
+        fig = sink.add(
+            plot_training_curves(
+                steps,
+                view.label,
+                view.metrics,
+                sink.colors,
+                sink.out_dir,
+                f"steps-{view.key.slug}",
+                kinds=view.kinds,
+                higher_is_better=view.higher_is_better,
+                svg=sink.svg,
+            )
+        )
+        parts.append(
+            "<h3>Over training</h3>"
+            + figure_html(
+                fig,
+                f"{esc(view.label)}: each metric at every evaluated checkpoint, one colour per model size "
+                "(mean over seeds; thin lines: single seeds). The step axis is logarithmic from the first "
+                "checkpoint on; step 0, the untrained model, sits on a short linear stretch before it.",
+            )
+        )
+    return Section(id=f"task-{view.key.slug}", title=f"Task: {view.label}", html="".join(parts))
+
+
+def _verdict_html(view: TaskView, has_analysis: bool) -> str:
+    if view.verdict is None:
+        if has_analysis:
+            return "<p class='muted'>The analysis has no verdict for this task.</p>"
+        return "<p class='muted'>No verdict (no analysis.json).</p>"
+    v = str(view.verdict.get("verdict", "inconclusive"))
+    parts = [f"<p class='verdict'>{badge(v)} {esc(view.verdict.get('summary', ''))}</p>"]
+    if view.mirage:
+        outcome = view.mirage.get("outcome")
+        explain = {
+            "mirage": "the jump under the discontinuous metric does not survive a continuous metric — a "
+            "metric-choice artefact (Schaeffer et al. 2023)",
+            "robust": "the jump survives under a continuous metric",
+            "no_jump": "no discontinuous metric jumps",
+            "untested": "a discontinuous metric jumps but the task has no continuous metric to check it with",
+        }.get(str(outcome), str(outcome))
+        parts.append(
+            f"<p><b>Metric-choice check</b>: {esc(explain)}. "
+            f"<span class='muted'>{esc(view.mirage.get('reason', ''))}"
+            "</span></p>"
+        )
+    reasons = []
+    for e in view.entries:
+        rs = (e.get("verdict") or {}).get("reasons") or []
+        if rs:
+            items = "".join(f"<li>{esc(r)}</li>" for r in rs)
+            reasons.append(
+                f"<h4>{esc(e['metric'])}: {badge(str(e['verdict'].get('verdict')))}</h4>"
+                f"<ul class='reasons'>{items}</ul>"
+            )
+    if reasons:
+        parts.append(
+            "<details><summary>Why: the criteria per metric</summary>" + "".join(reasons) + "</details>"
+        )
+    return "".join(parts)
+
+
+# --- training ----------------------------------------------------------------------------------------------
+
+
+def training_section(study: StudyData, sink: FigureSink) -> Section | None:
+    """Training loss of every run from metrics.jsonl (None when no run logged a loss)."""
+    curves: dict[str, list[pd.DataFrame]] = {}
+    for r in study.runs:
+        if {"step", "loss"} <= set(r.metrics.columns) and r.metrics["loss"].notna().any():
+            curves.setdefault(r.member or r.run_id, []).append(r.metrics)
+    if not curves:
+        return None
+    sizes = dict(sink.sizes)
+    colors = dict(sink.colors)
+    for m in curves:  # runs without results (e.g. failed early) still get a curve, in grey
+        sizes.setdefault(m, 0.0)
+        colors.setdefault(m, "#999999")
+    fig = sink.add(
+        plot_loss_curves(
+            curves,
+            colors,
+            sizes,
+            sink.out_dir,
+            "training-loss",
+            flops_per_token=flops_per_token(curve_rows(study.results)),
+            svg=sink.svg,
+        )
+    )
+    caption = (
+        "Training loss logged in each run's metrics.jsonl (lightly smoothed), one colour per model size; the "
+        "first seed of each size is drawn thicker. Right: the same against training FLOPs (flops per token "
+        "from the result rows × tokens seen), where curves of different sizes can be compared at equal "
+        "compute."
+    )
+    return Section(id="training", title="Training loss", html=figure_html(fig, caption))
+
+
+# --- configuration and environment -------------------------------------------------------------------------
+
+
+def config_section(study: StudyData) -> Section:
+    """The resolved study config, verbatim."""
+    if not study.config_text:
+        return Section(
+            id="config", title="Configuration", html="<p class='muted'>No study.yaml in this study.</p>"
+        )
+    return Section(
+        id="config",
+        title="Configuration",
+        html=f"<p class='muted'>Resolved study config (study.yaml).</p><pre>{esc(study.config_text)}</pre>",
+    )
+
+
+def render_environment() -> dict[str, str]:
+    """Versions and platform of the process rendering the report."""
+    env = {"python": platform.python_version(), "platform": platform.platform(), "emergence-lab": __version__}
+    for pkg in ("torch", "numpy", "pandas", "matplotlib", "pyarrow"):
+        try:
+            env[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            env[pkg] = "not installed"
+    rev = git_revision(Path(__file__).resolve().parent)
+    if rev:
+        env["git revision"] = rev
+    return env
+
+
+def git_revision(path: Path) -> str | None:
+    """The commit checked out where the code lives (None outside a git checkout or without git)."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment_section(study: StudyData) -> Section:
+    """Environment now (render time) beside the one the study recorded when it ran."""
+    now = render_environment()
+    recorded = {str(k): v for k, v in study.recorded_environment.items()}
+    keys = list(dict.fromkeys([*now, *recorded]))
+    rows = []
+    for k in keys:
+        rec = recorded.get(k)
+        rec_text = esc(rec) if rec is not None else "<span class='muted'>–</span>"
+        differs = rec is not None and k in now and str(rec) != now[k]
+        rows.append(
+            [
+                esc(k),
+                esc(now.get(k, "–")),
+                rec_text + (" <span class='flag'>differs</span>" if differs else ""),
+            ]
+        )
+    note = (
+        ""
+        if recorded
+        else (
+            "<p class='muted'>The study recorded no environment (environment.json); only render-time values "
+            "are shown.</p>"
+        )
+    )
+    return Section(
+        id="environment",
+        title="Environment",
+        html=note + table(["", "when rendering (now)", "recorded by the study"], rows),
+    )
