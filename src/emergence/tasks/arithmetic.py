@@ -95,6 +95,7 @@ class _BinaryArithmetic(BaseTask):
             n=n,
             seed=seed,
             test_fraction=self.opts.test_fraction,
+            cache=self._split_cache,
         )
         return [self.encode(*divmod(i, base)) for i in idx]
 

@@ -130,6 +130,9 @@ class BaseTask(ABC):
 
     def __init__(self, options: Any) -> None:
         self.opts = options
+        self._split_cache: dict[
+            Any, list[int]
+        ] = {}  # split members of enumerated spaces (options are frozen)
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -192,7 +195,7 @@ class HashSplitOptions:
 TASKS: Registry[type[BaseTask]] = Registry("task")
 
 
-def make_task(name: str, **options: Any) -> BaseTask:
+def make_task(name: str, /, **options: Any) -> BaseTask:
     """Build a registered task by name (`make_task("addition", digits=3)`)."""
     import emergence.tasks  # noqa: F401  (registers the built-in tasks)
 
@@ -257,15 +260,21 @@ def sample_hashed(
     seed: int,
     test_fraction: float,
     enumerate_limit: int = ENUMERATE_LIMIT,
+    cache: dict[Any, list[int]] | None = None,
 ) -> list[int]:
     """Indices into an item space of `size` items whose keys hash into `split`, without replacement.
 
-    Small spaces are enumerated (exact split sizes; `n=None` returns the whole split, shuffled). Large spaces
-    are sampled by rejection, which needs an explicit `n` no larger than half the split's expected size.
+    Small spaces are enumerated (exact split sizes; `n=None` returns the whole split, shuffled; `cache` keeps
+    the members for the next call). Large spaces are sampled by rejection, which needs an explicit `n` no
+    larger than half the split's expected size.
     """
     rng = split_rng(salt, split, seed)
     if size <= enumerate_limit:
-        members = [i for i in range(size) if hash_split(key_of(i), salt, test_fraction) == split]
+        members = cache.get((salt, split)) if cache is not None else None
+        if members is None:
+            members = [i for i in range(size) if hash_split(key_of(i), salt, test_fraction) == split]
+            if cache is not None:  # hashing the whole space again on every call would dominate small runs
+                cache[(salt, split)] = members
         return take(members, n, rng, task, split)
     share = test_fraction if split == "test" else 1.0 - test_fraction
     expected = size * share

@@ -74,6 +74,7 @@ class LargerTask(BaseTask):
             n=n,
             seed=seed,
             test_fraction=self.opts.test_fraction,
+            cache=self._split_cache,
         )
         return [self.encode(*self._pair(i)) for i in idx]
 
@@ -132,5 +133,6 @@ class MajorityTask(BaseTask):
             n=n,
             seed=seed,
             test_fraction=self.opts.test_fraction,
+            cache=self._split_cache,
         )
         return [self.encode(self._bits(i)) for i in idx]

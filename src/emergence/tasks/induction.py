@@ -112,5 +112,6 @@ class InductionTask(BaseTask):
             n=n,
             seed=seed,
             test_fraction=self.opts.test_fraction,
+            cache=self._split_cache,
         )
         return [self.encode(self._sequence(i)) for i in idx]

@@ -76,5 +76,6 @@ class ParityTask(BaseTask):
             n=n,
             seed=seed,
             test_fraction=self.opts.test_fraction,
+            cache=self._split_cache,
         )
         return [self.encode(self._bits(i)) for i in idx]

@@ -100,6 +100,7 @@ class _StringTask(BaseTask):
             n=n,
             seed=seed,
             test_fraction=self.opts.test_fraction,
+            cache=self._split_cache,
         )
         return [self.encode(self._string(i)) for i in idx]
 

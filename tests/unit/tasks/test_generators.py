@@ -1,0 +1,184 @@
+"""Every built-in generator: contract, determinism, disjoint splits by hashing, and each encoding checked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from emergence.errors import UserError
+from emergence.tasks import TASKS, BaseTask, Example, Task, example_hash, fewshot_prompt, make_task
+from emergence.tasks.base import hash_split, stable_unit, symbol_table
+
+# Small settings so that every split is enumerated or cheap to sample.
+GENERATORS: list[tuple[str, dict[str, Any]]] = [
+    ("addition", {"digits": 2}),
+    ("addition", {"digits": 6, "reverse_answer": True}),
+    ("multiplication", {"digits": 2}),
+    ("modular_addition", {"p": 13}),
+    ("modular_addition", {"p": 13, "encoding": "symbol"}),
+    ("copy", {"length": 4, "alphabet": "abcd"}),
+    ("reverse", {"length": 5, "min_length": 2, "alphabet": "abcd"}),
+    ("sort", {"length": 6}),
+    ("induction", {"length": 8}),
+    ("induction", {"length": 3, "vocab": 8, "distinct": True, "separator": ""}),
+    ("parity", {"length": 8}),
+    ("parity", {"length": 9, "answer": "word"}),
+    ("larger", {"digits": 2}),
+    ("majority", {"length": 9}),
+]
+
+
+@pytest.mark.parametrize(("name", "options"), GENERATORS)
+def test_contract(name: str, options: dict[str, Any]) -> None:
+    task = make_task(name, **options)
+    assert isinstance(task, Task) and task.name == name
+    assert task.kind in ("generate", "choice")
+    assert task.options == {**task.options, **options}  # resolved options include what was given
+    assert make_task(name, **task.options).examples("test", 5) == task.examples("test", 5)
+    alphabet = set(task.alphabet())
+    assert task.alphabet() == "".join(sorted(alphabet))
+    exs = task.examples("train", 30, seed=0) + task.examples("test", 30, seed=0)
+    for ex in exs:
+        assert isinstance(ex, Example)
+        assert set(ex.prompt + ex.target + "".join(ex.choices or ())) <= alphabet
+        assert ex.target and not ex.target.startswith(" ")
+        assert len(ex.target) <= task.max_answer_len
+        if task.kind == "choice":
+            assert ex.choices is not None and ex.target in ex.choices
+            assert all(len(c) <= task.max_answer_len for c in ex.choices)
+        else:
+            assert ex.choices is None
+
+
+@pytest.mark.parametrize(("name", "options"), GENERATORS)
+def test_deterministic_prefix_stable_and_seeded(name: str, options: dict[str, Any]) -> None:
+    task = make_task(name, **options)
+    a = task.examples("train", 40, seed=7)
+    assert a == make_task(name, **options).examples("train", 40, seed=7)
+    assert task.examples("train", 20, seed=7) == a[:20]
+    assert task.examples("train", 40, seed=8) != a
+    assert len({example_hash(e) for e in a}) == len(a)  # no repeats: sampled without replacement
+
+
+@pytest.mark.parametrize(("name", "options"), GENERATORS)
+def test_train_and_test_disjoint(name: str, options: dict[str, Any]) -> None:
+    task = make_task(name, **options)
+    train = {example_hash(e) for seed in range(3) for e in task.examples("train", 60, seed=seed)}
+    test = {example_hash(e) for seed in range(3) for e in task.examples("test", 30, seed=seed)}
+    assert train and test and train.isdisjoint(test)
+
+
+def test_every_registered_generator_is_covered() -> None:
+    file_tasks = {"jsonl", "bigbench"}
+    assert {n for n, _ in GENERATORS} == set(TASKS.names()) - file_tasks
+    for name in TASKS.names():
+        cls = TASKS.get(name)
+        assert issubclass(cls, BaseTask)
+        assert "Encoding" in (cls.__doc__ or ""), f"{name} must document its encoding"
+
+
+def test_exhaustive_small_spaces_partition() -> None:
+    for name, opts, size in [
+        ("copy", {"length": 3, "alphabet": "abc"}, 27),
+        ("parity", {"length": 6}, 64),
+        ("larger", {"digits": 1}, 90),
+        ("induction", {"length": 3, "vocab": 4, "distinct": True}, 24),
+        ("reverse", {"length": 3, "min_length": 1, "alphabet": "ab"}, 2 + 4 + 8),
+    ]:
+        task = make_task(name, **opts)
+        train, test = task.examples("train"), task.examples("test")
+        hashes = [example_hash(e) for e in train + test]
+        assert len(hashes) == len(set(hashes)) == size, name
+        with pytest.raises(UserError, match="holds only"):
+            task.examples("test", len(test) + 1)
+
+
+def test_hash_split_is_stable() -> None:
+    # sha256-based: these values must never change, or stored splits would silently move.
+    assert stable_unit("3,4", "addition") == pytest.approx(stable_unit("3,4", "addition"))
+    assert hash_split("x", "salt", 0.0) == "train" and hash_split("x", "salt", 1.0) == "test"
+    units = [stable_unit(str(i), "s") for i in range(2000)]
+    assert 0.45 < sum(u < 0.5 for u in units) / len(units) < 0.55
+
+
+def test_string_encodings() -> None:
+    for ex in make_task("copy", length=5).examples("test", 20):
+        s = ex.prompt.removeprefix("copy:").removesuffix("=")
+        assert ex.prompt == f"copy:{s}=" and ex.target == s
+    for ex in make_task("reverse", length=5, min_length=1, alphabet="abcd").examples("test", 50):
+        s = ex.prompt.removeprefix("reverse:").removesuffix("=")
+        assert ex.target == s[::-1] and 1 <= len(s) <= 5
+    sort = make_task("sort", length=5, alphabet="zyx")  # sort follows the alphabet option's order
+    for ex in sort.examples("test", 20):
+        s = ex.prompt.removeprefix("sort:").removesuffix("=")
+        assert sorted(ex.target) == sorted(s)
+        assert ex.target == "".join(sorted(s, key="zyx".index))
+
+
+def test_induction_encoding() -> None:
+    task = make_task("induction", length=12, vocab=100)
+    assert set(task.symbols) == set(symbol_table(100)) and len(task.symbols) == 100
+    for ex in task.examples("test", 20):
+        first, sep = ex.prompt[:-1], ex.prompt[-1]
+        assert sep == "|" and ex.target == first and len(first) == 12
+        assert set(first) <= set(task.symbols)
+    for ex in make_task("induction", length=6, vocab=6, distinct=True).examples("train", 20):
+        assert len(set(ex.target)) == 6
+
+
+def test_choice_encodings() -> None:
+    for ex in make_task("parity", length=9).examples("test", 40):
+        bits = ex.prompt.removeprefix("parity:").removesuffix("=")
+        assert ex.choices == ("0", "1") and ex.target == str(bits.count("1") % 2)
+    for ex in make_task("parity", length=9, answer="word").examples("test", 40):
+        bits = ex.prompt.removeprefix("parity:").removesuffix("=")
+        assert ex.target == ("odd" if bits.count("1") % 2 else "even")
+    positions = []
+    for ex in make_task("larger", digits=2).examples("test", 60):
+        a, b = map(int, ex.prompt.removeprefix("larger:").removesuffix("=").split(","))
+        assert a != b and ex.choices == (str(a), str(b)) and ex.target == str(max(a, b))
+        positions.append(ex.choices.index(ex.target))
+    assert 0 < sum(positions) < len(positions)  # the answer is not always in the same position
+    for ex in make_task("majority", length=9).examples("test", 40):
+        bits = ex.prompt.removeprefix("majority:").removesuffix("=")
+        assert ex.target == ("1" if bits.count("1") > 4 else "0")
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "field"),
+    [
+        ("copy", {"alphabet": "ab="}, "alphabet"),
+        ("copy", {"alphabet": "aa"}, "alphabet"),
+        ("sort", {"min_length": 9, "length": 4}, "min_length"),
+        ("induction", {"vocab": 1}, "vocab"),
+        ("induction", {"distinct": True, "length": 30, "vocab": 26}, "length"),
+        ("induction", {"separator": "a"}, "separator"),
+        ("parity", {"answer": "letters"}, "answer"),
+        ("majority", {"length": 8}, "length"),
+        ("modular_addition", {"p": 1}, "p"),
+        ("modular_addition", {"train_fraction": 0}, "train_fraction"),
+        ("modular_addition", {"encoding": "roman"}, "encoding"),
+        ("larger", {"digits": "two"}, "digits"),
+    ],
+)
+def test_bad_option_values_name_the_option(name: str, options: dict[str, Any], field: str) -> None:
+    with pytest.raises(UserError, match=field):
+        make_task(name, **options)
+
+
+def test_example_validation() -> None:
+    with pytest.raises(ValueError, match="not one of the choices"):
+        Example("q", "c", ("a", "b"))
+    with pytest.raises(ValueError, match="tuple"):
+        Example("q", "a", ["a", "b"])  # type: ignore[arg-type]
+    assert Example("q", "a", meta={"x": 1}) == Example("q", "a", meta={"x": 2})  # meta is not identity
+
+
+def test_fewshot_prompt_layout() -> None:
+    task = make_task("addition", digits=1)
+    shots = task.examples("train", 2)
+    query = task.examples("test", 1)[0]
+    text = fewshot_prompt(task, shots, query)
+    assert text == f"{shots[0].prompt}{shots[0].target}\n{shots[1].prompt}{shots[1].target}\n{query.prompt}"
+    assert set(text) <= set(task.alphabet())
