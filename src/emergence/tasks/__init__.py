@@ -5,7 +5,16 @@ Importing this package registers every built-in task; `make_task(name, **options
 
 from __future__ import annotations
 
-from emergence.tasks import arithmetic, bigbench, classification, induction, jsonl, parity, strings
+from emergence.tasks import (
+    arithmetic,
+    bigbench,
+    classification,
+    induction,
+    jsonl,
+    mixture,
+    parity,
+    strings,
+)
 from emergence.tasks.base import (
     CHOICE_METRICS,
     GENERATE_METRICS,
@@ -39,6 +48,7 @@ __all__ = [
     "jsonl",
     "load_jsonl_task",
     "make_task",
+    "mixture",
     "parity",
     "strings",
 ]

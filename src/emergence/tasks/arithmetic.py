@@ -6,6 +6,7 @@ Lee et al. 2023 for character-level addition, Power et al. 2022 and Nanda et al.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -208,13 +209,14 @@ class ModularAdditionTask(BaseTask):
         meta: dict[str, Any] = {"a": a, "b": b, "answer": c, "p": p}
         return Example(f"{self._residue(a)}+{self._residue(b)}=", self._residue(c), meta=meta)
 
+    @functools.cached_property
     def split_pairs(self) -> dict[str, list[tuple[int, int]]]:
-        """The exact train/test tables as ordered pairs."""
+        """The exact train/test tables as ordered pairs (computed once: the options are frozen)."""
         p = self.opts.p
         parts = permutation_split(p * p, self.opts.train_fraction, self.opts.split_seed, self.name)
         return {k: [divmod(i, p) for i in v] for k, v in parts.items()}
 
     def _examples(self, split: Split, n: int | None, seed: int) -> list[Example]:
-        pairs = self.split_pairs()[split]
+        pairs = self.split_pairs[split]
         chosen = take(pairs, n, split_rng(self.name, split, seed), self.name, split)
         return [self.encode(a, b) for a, b in chosen]

@@ -109,7 +109,12 @@ def option_help(options_cls: type) -> list[tuple[str, Any, str]]:
     """(name, default, help) for every option of a task's options dataclass."""
     out = []
     for f in dataclasses.fields(options_cls):
-        default = f.default if f.default is not dataclasses.MISSING else None
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
         out.append((f.name, default, str(f.metadata.get("help", ""))))
     return out
 

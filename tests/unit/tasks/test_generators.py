@@ -70,7 +70,7 @@ def test_train_and_test_disjoint(name: str, options: dict[str, Any]) -> None:
 
 
 def test_every_registered_generator_is_covered() -> None:
-    file_tasks = {"jsonl", "bigbench"}
+    file_tasks = {"jsonl", "bigbench", "mixture"}  # tested in test_file_tasks.py and test_mixture
     assert {n for n, _ in GENERATORS} == set(TASKS.names()) - file_tasks
     for name in TASKS.names():
         cls = TASKS.get(name)
@@ -182,3 +182,43 @@ def test_fewshot_prompt_layout() -> None:
     text = fewshot_prompt(task, shots, query)
     assert text == f"{shots[0].prompt}{shots[0].target}\n{shots[1].prompt}{shots[1].target}\n{query.prompt}"
     assert set(text) <= set(task.alphabet())
+
+
+def test_mixture() -> None:
+    spec = [
+        {"name": "addition", "options": {"digits": 2}, "weight": 3},
+        {"name": "copy", "options": {"length": 3}},
+    ]
+    task = make_task("mixture", tasks=spec)
+    assert task.kind == "generate" and task.max_answer_len == 3
+    assert task.options["tasks"][1] == {
+        "name": "copy",
+        "options": make_task("copy", length=3).options,
+        "weight": 1.0,
+    }
+    exs = task.examples("train", 400, seed=1)
+    assert exs == task.examples("train", 400, seed=1)
+    assert task.examples("train", 100, seed=1) == exs[:100]
+    share = sum(e.meta["task"] == "addition" for e in exs) / len(exs)
+    assert 0.65 < share < 0.85  # weight 3 : 1
+    assert set("".join(e.prompt + e.target for e in exs)) <= set(task.alphabet())
+    test = {example_hash(e) for e in task.examples("test", 300, seed=2)}
+    assert test.isdisjoint(example_hash(e) for e in exs)
+    # rebuilding from the resolved options gives the same task
+    assert make_task("mixture", **task.options).examples("test", 50) == task.examples("test", 50)
+    choice = make_task("mixture", tasks=[{"name": "parity"}, {"name": "majority"}])
+    assert choice.kind == "choice" and all(e.choices for e in choice.examples("test", 20))
+
+
+def test_mixture_errors() -> None:
+    with pytest.raises(UserError, match="at least one"):
+        make_task("mixture")
+    with pytest.raises(UserError, match=r"tasks\[0\]: unknown key"):
+        make_task("mixture", tasks=[{"name": "copy", "wieght": 2}])
+    with pytest.raises(UserError, match=r"tasks\[0\].weight"):
+        make_task("mixture", tasks=[{"name": "copy", "weight": 0}])
+    with pytest.raises(UserError, match=r"mixture.tasks\[1\]: .*did you mean 'digits'"):
+        make_task("mixture", tasks=[{"name": "copy"}, {"name": "addition", "options": {"digts": 2}}])
+    small = make_task("mixture", tasks=[{"name": "addition", "options": {"digits": 1}}])
+    with pytest.raises(UserError, match="holds only"):
+        small.examples("test", 500)
