@@ -413,7 +413,7 @@ def predict_holdout(x: np.ndarray, y: np.ndarray, cfg: AnalysisConfig) -> dict[s
         if result.status == "constant":
             refit = model
         else:
-            refit = fits._fit_one(result.best, ub, yb, cfg.max_k, n_starts=1)
+            refit = fits._fit_one(result.best, ub, yb, cfg.max_k, n_starts=0)
             if not refit.ok:
                 continue
         # Add one residual draw: the interval is for a new measurement, not only for the mean.

@@ -39,6 +39,7 @@ N_PARAMS = {"line": 2, "hinge": 3, "sigmoid": 4}
 # Distinct x values needed: one more than the mean's parameters, so that a model can never interpolate the
 # scale points exactly (a 4-parameter sigmoid through 4 points says nothing about a threshold).
 MIN_DISTINCT_X = {name: k + 1 for name, k in N_PARAMS.items()}
+PLATEAU_MARGIN = 0.5  # sigmoid plateaus may lie this fraction of the observed y range beyond the data
 _GRID_U0 = 41
 _GRID_K = 9
 
@@ -216,17 +217,36 @@ def fit_sigmoid(u: np.ndarray, y: np.ndarray, max_k: float = 50.0, n_starts: int
     if np.unique(u).size < MIN_DISTINCT_X["sigmoid"]:
         return ModelFit("sigmoid", "not_enough_data", k=N_PARAMS["sigmoid"] + 1)
     span = hi_u - lo_u
+    # Plateaus within half the observed range beyond the data: otherwise an exponential-looking curve is
+    # fitted by the foot of a sigmoid whose midpoint (the "threshold") sits at the edge, under a fake plateau.
+    y_span = float(np.ptp(y)) or 1.0
+    y_lb, y_ub = float(y.min()) - PLATEAU_MARGIN * y_span, float(y.max()) + PLATEAU_MARGIN * y_span
     # k is per decade of x; a decreasing curve is a sigmoid with hi < lo, so k > 0 suffices.
     k_min = min(0.5 / span, max_k)
-    k_grid = np.geomspace(k_min, max_k, _GRID_K)
-    u0_grid = np.linspace(lo_u, hi_u, _GRID_U0)
-    uu0, kk = np.meshgrid(u0_grid, k_grid, indexing="ij")
-    uu0, kk = uu0.ravel(), kk.ravel()
-    s = _logistic(kk[:, None] * (u[None, :] - uu0[:, None]))  # (G, n)
-    cols = np.stack([1.0 - s, s], axis=-1)  # y = lo·(1 − s) + hi·s
-    coef, rss = _lstsq_columns(cols, y)
+    lk_lo, lk_hi = math.log(k_min), math.log(max_k)
+
+    def grid_fit(u0s: np.ndarray, lks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        uu0, kk = np.meshgrid(u0s, np.exp(lks), indexing="ij")
+        uu0, kk = uu0.ravel(), kk.ravel()
+        s = _logistic(kk[:, None] * (u[None, :] - uu0[:, None]))  # (G, n)
+        coef, rss = _lstsq_columns(np.stack([1.0 - s, s], axis=-1), y)  # y = lo·(1 − s) + hi·s
+        outside = ((coef < y_lb) | (coef > y_ub)).any(axis=1)
+        if (~outside & np.isfinite(rss)).any():
+            rss = np.where(outside, np.inf, rss)
+        return uu0, kk, coef, rss
+
+    # Coarse grid over (u0, log k), then a fine grid around the best cell: accurate enough for bootstrap
+    # replicates without a nonlinear solver.
+    du, dlk = span / (_GRID_U0 - 1), (lk_hi - lk_lo) / (_GRID_K - 1)
+    uu0, kk, coef, rss = grid_fit(np.linspace(lo_u, hi_u, _GRID_U0), np.linspace(lk_lo, lk_hi, _GRID_K))
     if not np.isfinite(rss).any():
         return ModelFit("sigmoid", "failed", k=N_PARAMS["sigmoid"] + 1)
+    i = int(np.argmin(rss))
+    fine_u = np.clip(np.linspace(uu0[i] - du, uu0[i] + du, 21), lo_u, hi_u)
+    fine_k = np.clip(np.linspace(math.log(kk[i]) - dlk, math.log(kk[i]) + dlk, 11), lk_lo, lk_hi)
+    f_u0, f_k, f_coef, f_rss = grid_fit(fine_u, fine_k)
+    uu0, kk = np.concatenate([f_u0, uu0]), np.concatenate([f_k, kk])
+    coef, rss = np.concatenate([f_coef, coef]), np.concatenate([f_rss, rss])
 
     def resid(p: np.ndarray) -> np.ndarray:
         lo, hi, k, u0 = p
@@ -239,23 +259,30 @@ def fit_sigmoid(u: np.ndarray, y: np.ndarray, max_k: float = 50.0, n_starts: int
         ds = (hi - lo) * s * (1.0 - s)
         return np.stack([1.0 - s, s, ds * (u - u0), -ds * k], axis=1)
 
-    y_span = float(np.ptp(y)) or 1.0
+    if n_starts <= 0:  # grid answer only (bootstrap replicates)
+        j = int(np.argmin(rss))
+        lo, hi = coef[j]
+        params = {"lo": lo, "hi": hi, "k": kk[j], "log10_x0": uu0[j]}
+        return _score("sigmoid", y, lo + (hi - lo) * _logistic(kk[j] * (u - uu0[j])), params)
     best_p, best_rss = None, np.inf
     # Polish the best few grid points: sigmoid likelihoods are multi-modal in (u0, k).
     for i in np.argsort(rss)[:n_starts]:
         if not np.isfinite(rss[i]):
             continue
         p0 = np.array([coef[i, 0], coef[i, 1], kk[i], uu0[i]])
-        lb = [-np.inf, -np.inf, k_min * 0.5, lo_u]
-        ub = [np.inf, np.inf, max_k, hi_u]
+        lb = [y_lb, y_lb, k_min * 0.5, lo_u]
+        ub = [y_ub, y_ub, max_k, hi_u]
         p0 = np.clip(p0, np.array(lb) + 1e-12, np.array(ub) - 1e-12)
         try:
             # MINPACK Levenberg-Marquardt is ~4x faster than the bounded trust-region solver (it matters in
             # bootstraps); when it leaves the bounds, solve again with the bounds enforced.
-            sol = optimize.least_squares(resid, p0, jac=jac, method="lm", x_scale=[y_span, y_span, 1.0, 1.0])
-            if not (np.all(sol.x >= lb) and np.all(sol.x <= ub)):
+            # Short budget: when the unbounded optimum runs off to an infinite plateau, LM wanders for long.
+            sol = optimize.least_squares(
+                resid, p0, jac=jac, method="lm", x_scale=[y_span, y_span, 1.0, 1.0], max_nfev=40
+            )
+            if sol.status <= 0 or not (np.all(sol.x >= lb) and np.all(sol.x <= ub)):
                 sol = optimize.least_squares(
-                    resid, p0, jac=jac, bounds=(lb, ub), x_scale=[y_span, y_span, 1.0, 1.0]
+                    resid, p0, jac=jac, bounds=(lb, ub), x_scale=[y_span, y_span, 1.0, 1.0], max_nfev=200
                 )
             cand, cand_rss = sol.x, float(np.sum(sol.fun**2))
         except (ValueError, np.linalg.LinAlgError):
@@ -359,8 +386,8 @@ def bootstrap_threshold(
         idx = bootstrap_resample(groups, rng)
         if float(np.ptp(y[idx])) <= 1e-12:
             continue
-        # One polished start per replicate: the grid already lands near the full-data optimum.
-        fit = _fit_one(model, u[idx], y[idx], max_k, n_starts=1)
+        # Grid-only sigmoid fits per replicate: the fine grid is within ~0.01 decade of the polished optimum.
+        fit = _fit_one(model, u[idx], y[idx], max_k, n_starts=0)
         if fit.ok:
             u0s.append(fit.params["log10_x0"])
     if len(u0s) < 2:
@@ -416,8 +443,8 @@ def fit_to_json(
         return out
     u0 = result.models[model].params["log10_x0"]
     ci_u, n_ok = (None, 0)
-    # The bootstrap is for thresholds the data choose; a threshold of a model that loses to the line is reported
-    # without a CI (and saves the cost of refitting a curve nobody believes).
+    # The bootstrap is for thresholds the data choose; a threshold of a model that loses to the line is
+    # reported without a CI (and saves the cost of refitting a curve nobody believes).
     if bootstrap and from_best:
         ci_u, n_ok = bootstrap_threshold(x, y, model, n_boot=n_boot, ci=ci, seed=seed, max_k=max_k)
     out["threshold"] = {
