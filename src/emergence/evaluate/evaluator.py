@@ -7,9 +7,12 @@
       per metric: a (trials × items) matrix ─► mean, bootstrap stderr over items, stderr over trials
 
 One row per (task, shots, metric) with `trial = -1` (the aggregate over trials); `trial_rows=True` adds one
-row per trial (`trial = 0, 1, …`). The study runner completes rows with study, run_id, member, n_params,
-step… (DESIGN.md "Result row"). The same test items are used for every k and trial, so differences between
-shot counts are paired, not confounded by item sampling.
+row per trial (`trial = 0, 1, …`); `length_rows=True` adds, for generate tasks, one aggregate row per answer
+length in tokens (column `answer_len`; rows without it are the whole-test-set numbers). Choice tasks carry
+`n_choices` and, for accuracy-like metrics, `chance` (read by the analysis' normalised score). The study
+runner completes rows with study, run_id, member, n_params, step… (DESIGN.md "Result row"). The same test
+items are used for every k and trial, so differences between shot counts are paired, not confounded by item
+sampling.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class EvalConfig:
         "truncate"  # prompt too long: drop oldest demonstrations, or raise
     )
     trial_rows: bool = False  # also one row per trial besides the aggregate row
+    length_rows: bool = True  # generate tasks: also rows per answer length in tokens (column answer_len)
 
     def __post_init__(self) -> None:
         if not self.shots:
@@ -173,6 +177,11 @@ def evaluate_task(lm: LanguageModel, task: Task, cfg: EvalConfig) -> list[dict[s
     max_new = cfg.max_new_tokens or task.max_answer_len + cfg.answer_margin
     longest_query = max(lm.n_tokens(fmt.render_query(q)) for q in queries)
     need = longest_query + _answer_tokens(lm, queries, needs, max_new)
+    lengths = (
+        np.array([lm.n_tokens(q.target) for q in queries])
+        if cfg.length_rows and task.kind == "generate"
+        else None
+    )
 
     rows: list[dict[str, Any]] = []
     for k in cfg.shots:
@@ -185,43 +194,77 @@ def evaluate_task(lm: LanguageModel, task: Task, cfg: EvalConfig) -> list[dict[s
         per_trial = [score_trial(lm, queries, t, fmt, metrics, max_new) for t in trials]
         for m in metrics:
             matrix = np.stack([values[m.name] for values in per_trial])  # (trials, items)
-            agg = aggregate(matrix, cfg.bootstrap, cfg.seed)
-            base = {"task": task.name, "shots": k, "metric": m.name}
-            rows.append(
-                {
-                    **base,
-                    "trial": AGGREGATE_TRIAL,
-                    "value": agg.value,
-                    "stderr": agg.stderr,
-                    "n": agg.n,
-                    "n_trials": agg.n_trials,
-                    "stderr_items": agg.stderr_items,
-                    "stderr_trials": agg.stderr_trials,
-                    "n_demos": n_demos,
-                }
-            )
-            if cfg.trial_rows:
-                for t, value, se in zip(trials, agg.trial_values, agg.trial_stderrs, strict=True):
-                    rows.append(
-                        {
-                            **base,
-                            "trial": t.trial,
-                            "value": value,
-                            "stderr": se,
-                            "n": agg.n,
-                            "n_trials": 1,
-                            "stderr_items": se,
-                            "stderr_trials": math.nan,
-                            "n_demos": float(t.n_demos),
-                        }
-                    )
+            base = {"task": task.name, "shots": k, "metric": m.name, **_chance_columns(queries, m.name)}
+            rows.extend(_rows(base, matrix, trials, cfg, cfg.trial_rows))
+            if lengths is not None:
+                # Per-answer-length rows (Schaeffer et al. 2023: exact match ≈ p^L), marked by answer_len.
+                for length in sorted(set(lengths.tolist())):
+                    sub = matrix[:, lengths == length]  # (trials, items of this length)
+                    rows.extend(_rows({**base, "answer_len": int(length)}, sub, trials, cfg, False))
         log.info(
             "task %s, %d-shot: %s",
             task.name,
             k,
-            ", ".join(f"{r['metric']}={r['value']:.3g}" for r in rows[-len(metrics) :] if r["trial"] < 0),
+            ", ".join(
+                f"{r['metric']}={r['value']:.3g}"
+                for r in rows
+                if r["shots"] == k and r["task"] == task.name and r["trial"] < 0 and "answer_len" not in r
+            ),
         )
     return rows
+
+
+def _rows(
+    base: dict[str, Any], matrix: np.ndarray, trials: Sequence[FewShotTrial], cfg: EvalConfig, per_trial: bool
+) -> list[dict[str, Any]]:
+    """The aggregate row of a (trials, items) matrix, and optionally one row per trial."""
+    agg = aggregate(matrix, cfg.bootstrap, cfg.seed)
+    out = [
+        {
+            **base,
+            "trial": AGGREGATE_TRIAL,
+            "value": agg.value,
+            "stderr": agg.stderr,
+            "n": agg.n,
+            "n_trials": agg.n_trials,
+            "stderr_items": agg.stderr_items,
+            "stderr_trials": agg.stderr_trials,
+            "n_demos": float(np.mean([t.n_demos for t in trials])),
+        }
+    ]
+    if per_trial:
+        for t, value, se in zip(trials, agg.trial_values, agg.trial_stderrs, strict=True):
+            out.append(
+                {
+                    **base,
+                    "trial": t.trial,
+                    "value": value,
+                    "stderr": se,
+                    "n": agg.n,
+                    "n_trials": 1,
+                    "stderr_items": se,
+                    "stderr_trials": math.nan,
+                    "n_demos": float(t.n_demos),
+                }
+            )
+    return out
+
+
+# Metrics whose value for a model that cannot tell the choices apart is the mean of 1/#choices.
+_CHANCE_IS_ONE_OVER_N = ("accuracy", "accuracy_norm", "prob_correct")
+
+
+def _chance_columns(queries: Sequence[Example], metric: str) -> dict[str, Any]:
+    """`n_choices` (when constant) and `chance` for choice tasks, read by the analysis' normalised score."""
+    counts = [len(q.choices) for q in queries if q.choices is not None]
+    if not counts:
+        return {}
+    out: dict[str, Any] = {}
+    if len(set(counts)) == 1:
+        out["n_choices"] = counts[0]
+    if metric in _CHANCE_IS_ONE_OVER_N:
+        out["chance"] = float(np.mean([1.0 / c for c in counts]))
+    return out
 
 
 def _as_task(task: Task | str) -> Task:
