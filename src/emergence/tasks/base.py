@@ -135,9 +135,8 @@ class BaseTask(ABC):
 
     def __init__(self, options: Any) -> None:
         self.opts = options
-        self._split_cache: dict[
-            Any, list[int]
-        ] = {}  # split members of enumerated spaces (options are frozen)
+        # Split members of enumerated item spaces, computed once (the options are frozen).
+        self._split_cache: dict[Any, list[int]] = {}
 
     @property
     def metrics(self) -> tuple[str, ...]:
