@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emergence.errors import UserError
 from emergence.tasks import TASKS, BaseTask, Example, Task, example_hash, fewshot_prompt, make_task
@@ -222,3 +224,12 @@ def test_mixture_errors() -> None:
     small = make_task("mixture", tasks=[{"name": "addition", "options": {"digits": 1}}])
     with pytest.raises(UserError, match="holds only"):
         small.examples("test", 500)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text(max_size=20), st.floats(0.01, 0.98), st.floats(0.0, 0.5))
+def test_hash_split_is_nested_in_test_fraction(key: str, fraction: float, more: float) -> None:
+    # Raising test_fraction only moves items from train to test: an item never goes back to training.
+    larger = min(0.99, fraction + more)
+    if hash_split(key, "t", fraction) == "test":
+        assert hash_split(key, "t", larger) == "test"
