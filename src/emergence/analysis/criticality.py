@@ -28,6 +28,8 @@ time):
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import math
 import warnings
@@ -365,19 +367,24 @@ def branching_ratio(counts: np.ndarray, kmax: int | None = None, numboot: int = 
     level = mre_log.level
     mre_log.setLevel(logging.ERROR)  # it logs a warning per fit about tau vs the fit range
     try:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
+        # Its bootstrap loop draws a tqdm bar on stderr; measurements run in batch jobs, so it is silenced.
+        with warnings.catch_warnings(), np.errstate(all="ignore"), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             rk = mre.coefficients(counts, method="sm", steps=(1, kmax), dt=1, dtunit="token", numboot=numboot)
             res = mre.fit(rk, fitfunc="exponential_offset", numboot=numboot)
     finally:
         mre_log.setLevel(level)
     stderr = res.mrestderr
+    tau = _finite(res.tau)
     return {
         "m": _finite(res.mre),
-        "tau": _finite(res.tau),
+        "tau": tau,
         "m_stderr": _finite(stderr) if stderr is not None else None,
         "m_naive": naive,
         "kmax": int(kmax),
+        # τ beyond the fitted range means r_k hardly decays there: m is then pinned near 1 by the fit, not
+        # measured (MR needs kmax well above τ).
+        "tau_beyond_kmax": tau is None or tau > kmax,
     }
 
 
@@ -426,7 +433,11 @@ def jacobian_spectrum(
     Lyapunov and APJN propagate `n_probes` vectors through the whole chain, renormalising at every step and
     accumulating the log norms so that chaotic chains do not overflow.
     """
-    from torch.func import jvp
+    from torch.func import jvp as _jvp
+
+    def jvp(f: Layer, primals: tuple, tangents: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():  # forward-mode AD still runs; no backward graph through the weights
+            return _jvp(f, primals, tangents)
 
     def randn_like(t: torch.Tensor) -> torch.Tensor:
         return torch.randn(t.shape, generator=generator, dtype=t.dtype, device=t.device)
