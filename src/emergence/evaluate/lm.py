@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import torch
 
 from emergence.errors import UserError
+from emergence.models.gpt import KVCache
 
 if TYPE_CHECKING:
-    from emergence.models.gpt import GPT, KVCache
+    from emergence.models.gpt import GPT
     from emergence.tokenizers import Tokenizer
 
 
@@ -126,6 +127,49 @@ def equal_length_batches(lengths: Sequence[int], batch_size: int) -> list[list[i
 # --------------------------------------------------------------------------------------------- our GPT
 
 
+class PreallocatedCache(KVCache):
+    """A KV cache whose appends write into buffers sized up front: a step costs O(new), not O(length).
+
+    The plain cache concatenates the whole history at every step; when generating a few tokens after a long
+    few-shot prefix that copy dominates the step. Here the (batch-1) source prefix is copied into each row
+    once, and every later append writes in place; the GPT reads (B, H, filled, Dh) views.
+    """
+
+    def __init__(self, source: KVCache, batch_size: int, capacity: int) -> None:
+        keys, values = [], []
+        for k, v in zip(source.keys, source.values, strict=True):
+            shape = (batch_size, k.shape[1], capacity, k.shape[3])  # (B, H, capacity, Dh)
+            kb, vb = k.new_empty(shape), v.new_empty(shape)
+            kb[:, :, : source.length] = k  # broadcasts a batch-1 prefix over the rows
+            vb[:, :, : source.length] = v
+            keys.append(kb)
+            values.append(vb)
+        super().__init__(keys, values, source.length)
+        self.capacity = capacity
+        self.filled = [source.length] * len(keys)
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write new (B, H, T, Dh) keys/values in place; return views of all filled positions."""
+        start, end = self.filled[layer], self.filled[layer] + k.shape[2]
+        if end > self.capacity:
+            raise ValueError(f"preallocated cache: {end} positions exceed its capacity {self.capacity}")
+        self.keys[layer][:, :, start:end] = k
+        self.values[layer][:, :, start:end] = v
+        self.filled[layer] = end
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]  # (B, H, end, Dh) views
+
+    def expand(self, batch_size: int) -> KVCache:
+        """Not needed for decoding; a preallocated cache is built for its final batch size."""
+        raise NotImplementedError("PreallocatedCache is built for one batch size")
+
+    def clone(self) -> KVCache:
+        """A plain cache with a copy of the filled positions."""
+        n = self.filled[0]
+        return KVCache(
+            [k[:, :, :n].clone() for k in self.keys], [v[:, :, :n].clone() for v in self.values], self.length
+        )
+
+
 class GPTLanguageModel:
     """`LanguageModel` for our GPT: batched, length-sorted, with a shared-prefix key/value cache."""
 
@@ -203,7 +247,7 @@ class GPTLanguageModel:
             self._check_length(len(head) + len(ctx) + len(cont), f"request with context {c_text[-40:]!r}")
             if cont and not head and not ctx:
                 raise UserError("loglikelihood: the first continuation token has no context (set add_bos)")
-        cached = self.use_prefix_cache and bool(head)
+        cached = self.use_prefix_cache and len(head) > 1  # a lone <bos> is not worth a cache
         prefix_cache, prefix_last = self._encode_prefix(head) if cached else (None, None)
         body = [ctx + cont if cached else head + ctx + cont for ctx, cont in encoded]
 
@@ -273,7 +317,7 @@ class GPTLanguageModel:
             self._check_length(len(head) + len(ids), f"prompt {text[-40:]!r}")
             if not head and not ids:
                 raise UserError("generate: empty prompt and no <bos> to start from (set add_bos)")
-        cached = self.use_prefix_cache and bool(head)
+        cached = self.use_prefix_cache and len(head) > 1  # a lone <bos> is not worth a cache
         prefix_cache, prefix_last = self._encode_prefix(head) if cached else (None, None)
         # <eos> ends an answer; so does any other special token (a text answer cannot contain one, and only an
         # untrained model emits them), which keeps every returned character a greedy pick of the model.
@@ -283,19 +327,20 @@ class GPTLanguageModel:
         for batch in equal_length_batches([len(e) for e in encoded], self.batch_size):
             B = len(batch)
             L = len(encoded[batch[0]])
+            budget = min(max_new_tokens, self.model.cfg.n_ctx - len(head) - L)
+            capacity = len(head) + L + max(budget, 0)
             if cached:
                 assert prefix_cache is not None and prefix_last is not None
-                cache = prefix_cache.expand(B)
+                cache = PreallocatedCache(prefix_cache, B, capacity)
                 if L == 0:
                     logits = prefix_last.expand(B, -1)  # (B, V)
                 else:
                     idx = self._padded([encoded[i] for i in batch])  # (B, L), all rows full length
                     logits = self.model(idx, cache=cache, last_only=True)[:, -1]  # (B, V)
             else:
-                cache = self.model.new_cache(B)
+                cache = PreallocatedCache(self.model.new_cache(1), B, capacity)
                 idx = self._padded([head + encoded[i] for i in batch])  # (B, P+L)
                 logits = self.model(idx, cache=cache, last_only=True)[:, -1]  # (B, V)
-            budget = min(max_new_tokens, self.model.cfg.n_ctx - len(head) - L)
             new: list[list[int]] = [[] for _ in batch]
             done = [False] * B
             for step in range(budget):

@@ -137,3 +137,23 @@ def test_gpt_adapter_rejects_an_encoder() -> None:
     enc = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_head=1, d_model=8, n_ctx=8, causal=False))
     with pytest.raises(UserError, match="causal"):
         GPTLanguageModel(enc, tok)
+
+
+def test_generation_equals_naive_recomputation() -> None:
+    """Greedy decoding through the preallocated shared-prefix cache equals re-running the whole sequence."""
+    model, tok = tiny_gpt()
+    lm = GPTLanguageModel(model, tok, batch_size=4)
+    prefix = "12+30=42\n7+7=14\n"
+    prompts = ["5+6=", "123+456=", "1+1=", "88+1=", "2+2=", "7+0="]
+    got = lm.generate(prompts, stop=[], max_new_tokens=6, shared_prefix=prefix)
+    specials = {tok.pad_id, tok.bos_id, tok.eos_id, tok.sep_id}
+    for prompt, out in zip(prompts, got, strict=True):
+        ids = [tok.bos_id, *tok.encode(prefix + prompt)]
+        new: list[int] = []
+        with torch.no_grad():
+            for _ in range(6):
+                nxt = int(model(torch.tensor([ids + new]))[0, -1].argmax())
+                if nxt in specials:
+                    break
+                new.append(nxt)
+        assert out == tok.decode(new)
