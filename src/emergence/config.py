@@ -39,7 +39,8 @@ def from_dict(cls: type[C], data: Any, where: str = "") -> C:
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         if key not in fields:
-            raise UserError(f"{_join(where, '')}{unknown_name_message('field', key, fields)}".lstrip(": "))
+            prefix = f"{where}: " if where else ""
+            raise UserError(f"{prefix}{unknown_name_message('field', key, fields)}")
         kwargs[key] = _coerce(hints[key], value, _join(where, key))
     try:
         return cls(**kwargs)
