@@ -1,0 +1,1 @@
+"""Tests of the mechanisms analyses (attention, ablation, neurons, criticality, phases, attribution)."""
