@@ -154,6 +154,24 @@ def _answer_tokens(lm: LanguageModel, queries: Sequence[Example], needs: set[str
     return worst
 
 
+def _test_items(task: Task, cfg: EvalConfig) -> list[Example]:
+    try:
+        return task.examples("test", cfg.n_examples, cfg.seed)
+    except UserError as too_many:
+        # A small task holds fewer test items than asked for: use them all (and say so).
+        try:
+            items = task.examples("test", None, cfg.seed)
+        except UserError:
+            raise too_many from None
+        log.warning(
+            "task %s: the test split holds %d items (< n_examples=%d); using all",
+            task.name,
+            len(items),
+            cfg.n_examples,
+        )
+        return items
+
+
 def _train_pool(task: Task, cfg: EvalConfig) -> list[Example]:
     if max(cfg.shots) == 0:
         return []
@@ -172,7 +190,7 @@ def evaluate_task(lm: LanguageModel, task: Task, cfg: EvalConfig) -> list[dict[s
         return []
     needs: set[str] = set().union(*(m.needs for m in metrics))
     fmt = prompt_format(task, cfg)
-    queries = task.examples("test", cfg.n_examples, cfg.seed)
+    queries = _test_items(task, cfg)
     pool = _train_pool(task, cfg)
     max_new = cfg.max_new_tokens or task.max_answer_len + cfg.answer_margin
     longest_query = max(lm.n_tokens(fmt.render_query(q)) for q in queries)

@@ -272,3 +272,11 @@ def test_combine_seeds() -> None:
     assert row["stderr"] == pytest.approx(np.std([0.2, 0.4], ddof=1) / math.sqrt(2))
     assert row["stderr_within"] == pytest.approx(math.sqrt(0.03**2 + 0.04**2) / 2)
     assert row["n_seeds"] == 2
+
+
+def test_small_test_split_is_used_whole() -> None:
+    task = make_task("addition", digits=1)  # 100 operand pairs, about 20 in the test split
+    n_test = len(task.examples("test", None, 0))
+    assert n_test < 40
+    rows = evaluate_model(DummyLanguageModel(add_last, alphabet=ALPHABET), [task], cfg(length_rows=False))
+    assert {r["n"] for r in rows} == {n_test}
