@@ -24,7 +24,7 @@ import pandas as pd
 from emergence.analysis import bigbench, fits
 from emergence.config import from_dict, to_dict
 from emergence.errors import UserError
-from emergence.io import write_json
+from emergence.io import read_json, write_json
 from emergence.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -838,5 +838,14 @@ def analyze_study(study_dir: str | Path, cfg: AnalysisConfig | None = None) -> d
     if df.empty:
         raise UserError(f"{path}: no result rows")
     result = analyze_results(df, cfg)
-    write_json(study_dir / "analysis.json", result)
+    out_path = study_dir / "analysis.json"
+    # Other analyses (e.g. "mechanisms") may have added top-level keys of their own: keep them.
+    if out_path.is_file():
+        try:
+            old = read_json(out_path)
+        except UserError:
+            old = None
+        if isinstance(old, dict):
+            result = {**{k: v for k, v in old.items() if k not in result}, **result}
+    write_json(out_path, result)
     return result
