@@ -297,7 +297,8 @@ class GPTLanguageModel:
                     lps[pos : pos + n], greedy[pos : pos + n], ranks[pos : pos + n]
                 )
                 pos += n
-        return [r for r in results if r is not None]
+        assert all(r is not None for r in results), "every request belongs to exactly one batch"
+        return results  # type: ignore[return-value]
 
     # ------------------------------------------------------------------------------------------- generation
 
