@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from emergence.errors import UserError
 from emergence.models.gpt import GPT, LN_EPS
+from emergence.models.hooks import HookedModule, HookPoint
 
 EXPORT_INFO = "emergence_export.json"
 
@@ -174,3 +177,175 @@ def export_gpt2(
         out.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, out)
     return out
+
+
+# ------------------------------------------------------------------------------------------------- import
+
+
+@dataclass(frozen=True)
+class HFArchitecture:
+    """Where a Hugging Face causal-LM family keeps the modules our hook vocabulary names."""
+
+    embed: str  # token embedding module
+    layers: str  # ModuleList of blocks
+    attn: str  # attention module inside a block; output[0] = attention out, output[1] = pattern (eager)
+    mlp: str  # MLP module inside a block
+    mlp_act: str  # the activation module inside the MLP (its output is mlp.hook_post)
+    final_norm: str  # final LayerNorm
+
+
+# One row per supported `config.model_type`; a new family is a new row, not a special case in code.
+HF_ARCHITECTURES: dict[str, HFArchitecture] = {
+    "gpt2": HFArchitecture("transformer.wte", "transformer.h", "attn", "mlp", "act", "transformer.ln_f"),
+    "gpt_neox": HFArchitecture(
+        "gpt_neox.embed_in", "gpt_neox.layers", "attention", "mlp", "act", "gpt_neox.final_layer_norm"
+    ),
+}
+
+
+def load_hf_causal_lm(
+    path: str, *, revision: str | None = None, subfolder: str | None = None, cache_dir: str | None = None
+) -> tuple[Any, Any]:
+    """Load a local causal LM and its tokenizer offline → (model in eval mode, tokenizer).
+
+    `path` is a model directory, or a repository name resolved in a local Hugging Face cache (`cache_dir`),
+    where `revision` picks a checkpoint branch such as the Pythia suite's `step3000`.
+    """
+    try:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError:
+        raise UserError(
+            "Hugging Face models need the 'transformers' package: pip install 'emergence-lab[hf]'"
+        ) from None
+    kwargs: dict[str, Any] = {"local_files_only": True}
+    if revision:
+        kwargs["revision"] = revision
+    if cache_dir:
+        kwargs["cache_dir"] = cache_dir
+    sub = {"subfolder": subfolder} if subfolder else {}
+    where = f"{path}" + (f"@{revision}" if revision else "") + (f"/{subfolder}" if subfolder else "")
+    try:
+        # Eager attention so that attention patterns can be read through hooks.
+        model = AutoModelForCausalLM.from_pretrained(path, attn_implementation="eager", **kwargs, **sub)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, **kwargs, **sub)
+        except (OSError, ValueError):
+            tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)  # suites keep one tokenizer at the root
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot load Hugging Face model {where} offline: {first}") from None
+    return model.eval(), tokenizer
+
+
+class HookedHFModel(HookedModule):
+    """A Hugging Face causal LM seen through our hook vocabulary: `run_with_cache` / `run_with_hooks` work.
+
+    Hook points (names as for our GPT): `hook_embed`, `blocks.{i}.hook_resid_pre`,
+    `blocks.{i}.hook_resid_post`, `blocks.{i}.hook_attn_out`, `blocks.{i}.hook_mlp_out`,
+    `blocks.{i}.mlp.hook_post`, `blocks.{i}.attn.hook_pattern`. Each is fed by a PyTorch forward hook on
+    the corresponding Hugging Face module, and what the hook point returns replaces that module's output,
+    so ablations work too.
+    """
+
+    def __init__(self, hf_model: Any) -> None:
+        super().__init__()
+        model_type = getattr(hf_model.config, "model_type", "?")
+        if model_type not in HF_ARCHITECTURES:
+            known = ", ".join(sorted(HF_ARCHITECTURES))
+            raise UserError(
+                f"hooks for Hugging Face model type {model_type!r} are not mapped (known: {known})"
+            )
+        arch = HF_ARCHITECTURES[model_type]
+        self.hf = hf_model
+        self.arch = arch
+        layers = hf_model.get_submodule(arch.layers)
+        self.n_layer = len(layers)
+        self.hook_embed = HookPoint()
+        self.blocks = nn.ModuleList(_HFBlockHooks() for _ in range(self.n_layer))
+        self.setup_hooks()
+        self._handles = [
+            hf_model.get_submodule(arch.embed).register_forward_hook(_replace_output(self.hook_embed))
+        ]
+        for i, layer in enumerate(layers):
+            hooks = self.blocks[i]
+            self._handles += [
+                layer.register_forward_pre_hook(_replace_first_input(hooks.hook_resid_pre), with_kwargs=True),
+                layer.register_forward_hook(_replace_output(hooks.hook_resid_post)),
+                layer.get_submodule(arch.attn).register_forward_hook(_replace_attention(hooks)),
+                layer.get_submodule(arch.mlp).register_forward_hook(_replace_output(hooks.hook_mlp_out)),
+                layer.get_submodule(f"{arch.mlp}.{arch.mlp_act}").register_forward_hook(
+                    _replace_output(hooks.mlp.hook_post)
+                ),
+            ]
+
+    @property
+    def cfg(self) -> Any:
+        """The wrapped model's config."""
+        return self.hf.config
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Token ids (B,T) → logits (B,T,V); attention weights only when a pattern hook listens."""
+        want_pattern = any(b.attn.hook_pattern.active for b in self.blocks)
+        out = self.hf(input_ids=idx, output_attentions=want_pattern, use_cache=False)
+        return out.logits
+
+
+class _HFAttnHooks(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hook_pattern = HookPoint()  # (B, H, Tq, Tk)
+
+
+class _HFMLPHooks(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hook_post = HookPoint()  # (B, T, d_mlp)
+
+
+class _HFBlockHooks(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hook_resid_pre = HookPoint()  # (B, T, D)
+        self.hook_attn_out = HookPoint()  # (B, T, D)
+        self.hook_mlp_out = HookPoint()  # (B, T, D)
+        self.hook_resid_post = HookPoint()  # (B, T, D)
+        self.attn = _HFAttnHooks()
+        self.mlp = _HFMLPHooks()
+
+
+def _replace_output(hp: HookPoint) -> Any:
+    """A forward hook passing a module's (first) output through `hp`, keeping the rest of a tuple."""
+
+    def fn(_module: nn.Module, _inputs: Any, output: Any) -> Any:
+        if not hp.active:
+            return None
+        if isinstance(output, tuple):
+            return (hp(output[0]), *output[1:])
+        return hp(output)
+
+    return fn
+
+
+def _replace_first_input(hp: HookPoint) -> Any:
+    def fn(_module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not hp.active:
+            return None
+        if args:
+            return (hp(args[0]), *args[1:]), kwargs
+        key = "hidden_states"
+        return args, {**kwargs, key: hp(kwargs[key])}
+
+    return fn
+
+
+def _replace_attention(hooks: _HFBlockHooks) -> Any:
+    def fn(_module: nn.Module, _inputs: Any, output: Any) -> Any:
+        out_hp, pat_hp = hooks.hook_attn_out, hooks.attn.hook_pattern
+        if not (out_hp.active or pat_hp.active):
+            return None
+        attn_out, rest = output[0], list(output[1:])
+        if pat_hp.active and rest and rest[0] is not None:
+            pat_hp(rest[0])  # read-only: the output was computed from the pattern already
+        return (out_hp(attn_out), *rest)
+
+    return fn
