@@ -32,6 +32,8 @@ def fmt_num(value: Any, digits: int = 3) -> str:
         return str(value)
     if not math.isfinite(v):
         return "–"
+    if v.is_integer() and abs(v) < 1e5:
+        return f"{int(v):,}"  # counts (steps, seeds) read better whole: "1,000", not "1e+03"
     if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
         return f"{v:.{max(digits - 1, 0)}e}"
     return f"{v:.{digits}g}"

@@ -64,7 +64,7 @@ def render_report(study_dir: str | Path, svg: bool = False) -> Path:
     out = study.study_dir / "report.html"
     page = build_page(study, study.study_dir / "figures", svg=svg)
     write_text(out, page)
-    log.info("report written to %s", out)
+    log.debug("report written to %s", out)
     return out
 
 

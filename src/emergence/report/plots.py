@@ -162,17 +162,19 @@ def _style() -> Iterator[None]:
 def save_figure(fig: Figure, out_dir: Path, name: str, alt: str, svg: bool = False) -> FigureFile:
     """Write `fig` as out_dir/name.png (and .svg) atomically and close it."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    buf = _io.BytesIO()
-    # No Software/Date metadata: re-rendering the same study gives the same bytes.
-    fig.savefig(buf, format="png", dpi=PNG_DPI, metadata={"Software": None})
-    png = out_dir / f"{name}.png"
-    write_bytes(png, buf.getvalue())
     svg_path = None
-    if svg:
+    # The style again: savefig reads svg.hashsalt and svg.fonttype when it writes, not when drawing.
+    with _style():
         buf = _io.BytesIO()
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-        svg_path = out_dir / f"{name}.svg"
-        write_bytes(svg_path, buf.getvalue())
+        # No Software/Date metadata: re-rendering the same study gives the same bytes.
+        fig.savefig(buf, format="png", dpi=PNG_DPI, metadata={"Software": None})
+        png = out_dir / f"{name}.png"
+        write_bytes(png, buf.getvalue())
+        if svg:
+            buf = _io.BytesIO()
+            fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+            svg_path = out_dir / f"{name}.svg"
+            write_bytes(svg_path, buf.getvalue())
     plt.close(fig)
     return FigureFile(name=name, png=png, svg=svg_path, alt=alt)
 
