@@ -197,8 +197,10 @@ def ablate_components(
     for layer in range(L):
         for h in range(H):
             heads[layer, h] = base - _score(model, tokens, score_fn, head_hooks([(layer, h)], kind, means))
-    mlps = [base - _score(model, tokens, score_fn, mlp_hooks([i], kind, means)) for i in range(L)]
-    return {"kind": kind, "baseline": base, "heads": heads, "mlps": mlps if _has_mlp(model) else None}
+    mlps = None
+    if _has_mlp(model):
+        mlps = [base - _score(model, tokens, score_fn, mlp_hooks([i], kind, means)) for i in range(L)]
+    return {"kind": kind, "baseline": base, "heads": heads, "mlps": mlps}
 
 
 def head_pruning_curve(
