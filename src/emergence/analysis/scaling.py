@@ -114,7 +114,7 @@ def fit_kaplan(n: np.ndarray, loss: np.ndarray) -> KaplanFit:
     x, y = np.log(n), np.log(loss)
     slope, intercept = np.polyfit(x, y, 1)
     alpha = -float(slope)
-    if alpha == 0.0:
+    if abs(alpha) < 1e-12:  # flat loss: N_c is undefined
         return KaplanFit("not_enough_data", n_points=int(n.size), reason="loss does not change with N")
     # log L = α log N_c − α log N  →  N_c = exp(intercept / α)
     log_nc = float(intercept) / alpha
