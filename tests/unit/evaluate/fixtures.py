@@ -11,10 +11,14 @@ ALPHABET = "0123456789+=\n"
 
 
 def tiny_gpt(
-    n_ctx: int = 64, seed: int = 2, std: float = 1.2, dtype: torch.dtype = torch.float64
+    n_ctx: int = 64,
+    seed: int = 2,
+    std: float = 1.2,
+    dtype: torch.dtype = torch.float64,
+    alphabet: str = ALPHABET,
 ) -> tuple[GPT, CharTokenizer]:
     """A 2-layer GPT with wide random weights (float64 by default, so equality tests test the algorithm)."""
-    tok = CharTokenizer(sorted(ALPHABET))
+    tok = CharTokenizer(sorted(set(alphabet)))
     torch.manual_seed(seed)
     cfg = GPTConfig(
         vocab_size=tok.vocab_size, n_layer=2, n_head=2, d_model=32, n_ctx=n_ctx, tie_embeddings=False

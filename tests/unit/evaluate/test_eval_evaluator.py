@@ -186,11 +186,12 @@ def test_config_validation() -> None:
 
 
 def test_prefix_cache_gives_identical_rows_with_gpt() -> None:
-    model, tok = tiny_gpt(n_ctx=96)
-    task = make_task("addition", digits=2)
+    tasks = [make_task("addition", digits=2), make_task("larger")]  # a generate and a choice task
+    model, tok = tiny_gpt(n_ctx=128, alphabet="".join(t.alphabet() for t in tasks))
     c = cfg(shots=[0, 3], trials=2, n_examples=12, bootstrap=20)
-    fast = evaluate_model(GPTLanguageModel(model, tok, batch_size=5, use_prefix_cache=True), [task], c)
-    slow = evaluate_model(GPTLanguageModel(model, tok, batch_size=5, use_prefix_cache=False), [task], c)
+    fast = evaluate_model(GPTLanguageModel(model, tok, batch_size=5, use_prefix_cache=True), tasks, c)
+    slow = evaluate_model(GPTLanguageModel(model, tok, batch_size=5, use_prefix_cache=False), tasks, c)
+    assert {r["task"] for r in fast} == {"addition", "larger"}
     assert len(fast) == len(slow) > 0
     for a, b in zip(fast, slow, strict=True):
         assert {
