@@ -75,3 +75,12 @@ def test_unexportable_and_non_empty_target(tmp_path) -> None:
 def test_cli_missing_run_dir(tmp_path, capsys) -> None:
     assert main(["export", str(tmp_path / "nope"), "--to", str(tmp_path / "out")]) == 2
     assert "run directory not found" in capsys.readouterr().err
+
+
+def test_tokenizer_adds_bos_with_special_tokens(tmp_path) -> None:
+    tok = CharTokenizer(CHARS)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_head=2, d_model=8, n_ctx=16))
+    out = export_gpt2(model, tok, tmp_path / "hf")
+    hf_tok = transformers.AutoTokenizer.from_pretrained(out, local_files_only=True)
+    assert hf_tok("12+3=")["input_ids"] == tok.encode("12+3=", add_bos=True)
+    assert hf_tok("12+3=", add_special_tokens=False)["input_ids"] == tok.encode("12+3=")

@@ -86,3 +86,24 @@ def register(app: typer.Typer) -> None:
                 row.append(Text(" | ".join(_visible(c) for c in ex.choices or ())))
             table.add_row(*row)
         console.print(table)
+
+    @tasks_app.command("export")
+    def export(
+        name: str = typer.Argument(..., help="Task name (see `emergence tasks list`)."),
+        lm_eval: str = typer.Option(..., "--lm-eval", help="Directory for the lm-evaluation-harness task."),
+        option: list[str] = typer.Option([], "--option", "-o", help="Task option key=value (repeatable)."),
+        n: int = typer.Option(200, "-n", "--n", min=1, help="Test examples to export."),
+        seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    ) -> None:
+        """Write an lm-evaluation-harness task YAML plus local JSONL data for one of our tasks."""
+        from emergence.tasks import make_task
+        from emergence.tasks.catalog import parse_option_args
+        from emergence.tasks.lmeval import export_lm_eval_task
+
+        task = make_task(name, **parse_option_args(option))
+        for path in export_lm_eval_task(task, lm_eval, n_test=n, seed=seed):
+            typer.echo(f"wrote {path}")
+        typer.echo(
+            f"run: lm_eval --model hf --model_args pretrained=MODEL_DIR,add_bos_token=True "
+            f"--include_path {lm_eval} --tasks {path.stem}"
+        )

@@ -106,7 +106,7 @@ def gpt2_state_dict(model: GPT) -> dict[str, torch.Tensor]:
 
 def hf_fast_tokenizer(tokenizer: Any) -> Any:
     """Our tokenizer as a `transformers.PreTrainedTokenizerFast` with the same ids and special tokens."""
-    from tokenizers import Tokenizer, decoders, models
+    from tokenizers import Tokenizer, decoders, models, processors
     from transformers import PreTrainedTokenizerFast
 
     from emergence.tokenizers import BOS, EOS, PAD, SEP, SPECIAL_TOKENS, BPETokenizer, CharTokenizer
@@ -121,6 +121,13 @@ def hf_fast_tokenizer(tokenizer: Any) -> Any:
         backend.decoder = decoders.Fuse()
     else:
         raise UserError(f"export: unsupported tokenizer type {type(tokenizer).__name__}")
+    # Our models are trained on `<bos> text`: with special tokens on (the transformers default, and what
+    # lm-eval's add_bos_token=True asks for) the tokenizer prepends <bos>; off, it gives the bare ids.
+    bos_first = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, tokenizer.bos_id)]
+    )
+    old = backend.post_processor
+    backend.post_processor = processors.Sequence([old, bos_first]) if old is not None else bos_first
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
         bos_token=BOS,
