@@ -394,19 +394,20 @@ def _prediction_text(pred: dict[str, Any] | None) -> str:
     if pred.get("status") != "ok":
         reason = pred.get("reason") or pred.get("status")
         return f"<span class='muted'>{esc(reason)}</span>"
+    xs = pred.get("x") or []
+    members = pred.get("members") or []
     parts = []
-    for member, err, measured, inside in zip(
-        pred.get("members") or [],
-        pred.get("abs_error") or [],
-        pred.get("measured") or [],
-        pred.get("in_interval") or [],
-        strict=False,
-    ):
+    for i, err in enumerate(pred.get("abs_error") or []):
+        # Name the held-out point by its member, else by its scale.
+        who = members[i] if i < len(members) else (format_count(xs[i]) if i < len(xs) else f"#{i + 1}")
+        measured = (pred.get("measured") or [None] * (i + 1))[i]
+        predicted = (pred.get("predicted") or [None] * (i + 1))[i]
+        inside = (pred.get("in_interval") or [None] * (i + 1))[i]
         mark = "" if inside is None else (" ✓" if inside else " ✗")
-        title = "inside" if inside else "outside"
+        where = "inside" if inside else "outside"
         parts.append(
-            f"<span title='measured {esc(fmt_num(measured))}; {title} the prediction interval'>"
-            f"{esc(member)}: {esc(fmt_num(err))}{mark}</span>"
+            f"<span title='predicted {esc(fmt_num(predicted))}, measured {esc(fmt_num(measured))}; "
+            f"{where} the prediction interval'>{esc(who)}: {esc(fmt_num(err))}{mark}</span>"
         )
     return "<br>".join(parts) or "–"
 

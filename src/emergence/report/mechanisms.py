@@ -21,14 +21,19 @@ top-level key of the mechanisms dict (e.g. "induction_heads", "criticality") bec
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from emergence.registry import Registry
 from emergence.report.components import FigureSink, Section, esc, figure_html, fmt_num, table
 from emergence.report.plots import FIT_COLOR, MEAN_COLOR, _grid, _legend_below, _style, save_figure
+
+log = logging.getLogger(__name__)
 
 MechanismRenderer = Callable[[str, Any, FigureSink], str]
 MECHANISM_RENDERERS: Registry[MechanismRenderer] = Registry("mechanism renderer")
@@ -38,6 +43,9 @@ PLUGIN_MODULES: tuple[str, ...] = ("emergence.analysis.mechanisms",)
 
 _MAX_ROWS = 60  # records shown per table; the rest are counted, and analysis.json has them all
 _MAX_DEPTH = 3
+_MAX_ITEMS = 4  # items of a nested list drawn before "… and N more"
+_MAX_TEXT = 2000  # characters of a plain value shown
+_MAX_FIGURES = 40  # generic figures per report, so that a huge mechanisms dict cannot bloat the page
 
 
 def render_mechanisms(mechanisms: Mapping[str, Any], sink: FigureSink) -> Section:
@@ -58,9 +66,9 @@ def _load_plugins() -> None:
     for name in PLUGIN_MODULES:
         try:
             importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name is None or not name.startswith(e.name):
-                raise  # the plugin exists but one of its imports is missing: that is a real error
+        except ImportError as e:
+            # A plugin that cannot load must not sink the report: its keys fall back to the generic view.
+            log.warning("report: mechanism renderers in %s not loaded (%s); using the generic view", name, e)
 
 
 def _title(key: str) -> str:
@@ -94,10 +102,23 @@ def _is_series(v: Any) -> bool:
     )
 
 
+def _is_matrix(v: Any) -> bool:
+    """A rectangular list of number lists (e.g. a layer × head score table)."""
+    return (
+        isinstance(v, list)
+        and len(v) >= 2
+        and all(_is_numbers(r) for r in v)
+        and len({len(r) for r in v}) == 1
+        and len(v[0]) >= 2
+    )
+
+
 def render_generic(key: str, value: Any, sink: FigureSink, depth: int = 0) -> str:
-    """Show any JSON value: tables for scalars and records, plots for series, nesting for the rest."""
+    """Show any JSON value: tables for scalars and records, plots for series and matrices, else nesting."""
     if _is_series(value):
         return _series_figure(key, value, sink)
+    if _is_matrix(value):
+        return _matrix_figure(key, value, sink)
     if isinstance(value, dict):
         scalars = {k: v for k, v in value.items() if _is_scalar(v) or (_is_numbers(v) and len(v) <= 8)}
         parts = []
@@ -118,9 +139,21 @@ def render_generic(key: str, value: Any, sink: FigureSink, depth: int = 0) -> st
         if len(value) > 8:
             return _series_figure(key, {"x": list(range(len(value))), "y": value}, sink)
         return f"<p>{esc(', '.join(fmt_num(v) for v in value))}</p>"
-    if isinstance(value, list):
-        return f"<p>{esc(', '.join(_cell(v) for v in value))}</p>"
-    return f"<p>{esc(_cell(value))}</p>"
+    if isinstance(value, list) and any(isinstance(v, list | dict) for v in value):
+        # Mixed or nested lists: the first few items, each in its own right.
+        if depth >= _MAX_DEPTH:
+            return f"<p class='muted'>a list of {len(value)} nested items (see analysis.json)</p>"
+        parts = [
+            f"<h4>item {i}</h4>{render_generic(f'{key}-{i}', v, sink, depth + 1)}"
+            for i, v in enumerate(value[:_MAX_ITEMS])
+        ]
+        if len(value) > _MAX_ITEMS:
+            parts.append(f"<p class='muted'>… and {len(value) - _MAX_ITEMS} more items in analysis.json.</p>")
+        return "".join(parts)
+    text = ", ".join(_cell(v) for v in value) if isinstance(value, list) else _cell(value)
+    if len(text) > _MAX_TEXT:
+        text = text[:_MAX_TEXT] + " … (truncated; see analysis.json)"
+    return f"<p>{esc(text)}</p>"
 
 
 def _cell(v: Any) -> str:
@@ -149,6 +182,8 @@ def _records_table(records: Sequence[dict[str, Any]]) -> str:
 
 
 def _series_figure(key: str, value: dict[str, Any], sink: FigureSink) -> str:
+    if not _figure_budget_left(sink):
+        return f"<p class='muted'>a series of {len(value['x'])} points (see analysis.json)</p>"
     x = [math.nan if v is None else float(v) for v in value["x"]]
     series = value.get("series") or {value.get("label", key): value["y"]}
     positive = [v for v in x if math.isfinite(v) and v > 0]
@@ -168,3 +203,31 @@ def _series_figure(key: str, value: dict[str, Any], sink: FigureSink) -> str:
         _legend_below(fig, handles if len(handles) > 1 else [])
     fig_file = sink.add(save_figure(fig, sink.out_dir, f"mech-{_slug(key)}", f"{_title(key)}", svg=sink.svg))
     return figure_html(fig_file, esc(str(value.get("caption", ""))))
+
+
+def _figure_budget_left(sink: FigureSink) -> bool:
+    return sum(f.name.startswith("mech-") for f in sink.written) < _MAX_FIGURES
+
+
+def _matrix_figure(key: str, value: list[list[float | None]], sink: FigureSink) -> str:
+    if not _figure_budget_left(sink):
+        return f"<p class='muted'>a {len(value)} × {len(value[0])} matrix (see analysis.json)</p>"
+    data = np.array([[np.nan if v is None else float(v) for v in row] for row in value])
+    with _style():
+        rows, cols = data.shape
+        fig, (ax,), _ = _grid(1, panel_w=min(7.0, 2.0 + 0.35 * cols), panel_h=min(5.0, 1.4 + 0.3 * rows))
+        im = ax.imshow(data, cmap="viridis", aspect="auto", interpolation="nearest")
+        ax.grid(False)
+        fig.colorbar(im, ax=ax, shrink=0.85)
+        ax.set_xlabel("column (e.g. head)")
+        ax.set_ylabel("row (e.g. layer)")
+        if cols <= 16:
+            ax.set_xticks(range(cols))
+        if rows <= 16:
+            ax.set_yticks(range(rows))
+        fig.tight_layout()
+    name = f"mech-{_slug(key)}"
+    fig_file = sink.add(
+        save_figure(fig, sink.out_dir, name, f"{_title(key)}: {rows} × {cols} matrix", svg=sink.svg)
+    )
+    return figure_html(fig_file)

@@ -44,22 +44,26 @@ PNG_DPI = 130
 
 # Fallback metric table for reports drawn without analysis.json (analysis.json's "metrics" table wins):
 # all-or-nothing metrics are "discontinuous" (REFERENCES §2), the rest "continuous".
-DISCONTINUOUS_METRICS = frozenset({"exact_match", "accuracy", "multiple_choice_grade", "pass_rate"})
+DISCONTINUOUS_METRICS = frozenset(
+    {"exact_match", "accuracy", "accuracy_norm", "multiple_choice_grade", "pass_rate"}
+)
 # Metrics where smaller is better, so that axis labels can say so.
-LOWER_IS_BETTER = frozenset({"edit_distance", "brier", "rank", "loss"})
+LOWER_IS_BETTER = frozenset({"edit_distance", "brier", "rank", "answer_rank", "choice_rank", "loss"})
+# Axis labels with units, following the metric definitions in docs/evaluation.md.
 _LABELS = {
     "exact_match": "exact match (fraction of items)",
     "accuracy": "accuracy (fraction of items)",
+    "accuracy_norm": "length-normalised accuracy (fraction)",
     "multiple_choice_grade": "multiple-choice grade (fraction)",
     "pass_rate": "pass rate (fraction of items)",
     "token_accuracy": "token accuracy (fraction of tokens)",
-    "edit_similarity": "edit similarity (0–1)",
-    "edit_distance": "edit distance (tokens)",
+    "edit_similarity": "edit similarity (1 − normalised distance)",
+    "edit_distance": "edit distance (characters, normalised 0–1)",
     "answer_logprob": "answer log-probability (nats)",
     "answer_logprob_per_token": "answer log-prob per token (nats)",
-    "prob_correct": "probability of the correct choice",
-    "brier": "Brier score",
-    "rank": "rank of the correct choice",
+    "prob_correct": "probability of the correct answer",
+    "brier": "Brier score (0–2)",
+    "rank": "rank of the correct answer (1 = best)",
     "loss": "loss (nats/token)",
 }
 
@@ -335,7 +339,8 @@ def _step_axis(ax: plt.Axes, steps: pd.Series) -> None:
         first = float(positive.min())
         ax.set_xscale("symlog", linthresh=first, linscale=0.4)
         # Ticks at 0, the first checkpoint and the powers of ten beyond it (symlog's own overlap near 0).
-        decades = range(math.ceil(math.log10(first * 1.5)), math.ceil(math.log10(float(positive.max()))) + 1)
+        # Powers of ten at least 2× past the first checkpoint, so that labels never collide.
+        decades = range(math.ceil(math.log10(first * 2)), math.ceil(math.log10(float(positive.max()))) + 1)
         ax.xaxis.set_major_locator(FixedLocator([0.0, first, *(10.0**k for k in decades)]))
         ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0f}" if v < 1e4 else format_count(v)))

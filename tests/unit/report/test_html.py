@@ -39,6 +39,7 @@ MECHANISMS: dict[str, Any] = {
         "best_head": "blocks.1.attn.h3",
         "score": 0.83,
         "heads": [{"layer": 1, "head": h, "induction_score": 0.1 * h} for h in range(4)],
+        "scores": [[0.1, 0.2, 0.05, 0.0], [0.3, 0.9, 0.1, 0.2]],  # layer × head
     },
     "criticality": {"x": [1e4, 1e5, 1e6], "y": [1.2, 1.0, 0.97], "xlabel": "parameters", "ylabel": "χ"},
     "custom_probe": {"accuracy": 0.9},
@@ -188,6 +189,7 @@ def test_mechanisms_section_generic_and_registered(rendered: tuple[Path, str]) -
     assert "Induction heads" in section and "blocks.1.attn.h3" in section
     assert section.count("<tr>") >= 4 + 2  # the heads table and the scalar table
     assert (study / "figures" / "mech-criticality.png").is_file()
+    assert (study / "figures" / "mech-induction-heads-scores.png").is_file()  # the matrix as a heat map
     assert 'id="fig-mech-criticality"' in section
     # A registered renderer replaces the generic one for its key.
     assert SEEN_BY_CUSTOM_RENDERER and all(
