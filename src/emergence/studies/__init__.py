@@ -35,4 +35,6 @@ def resolve_study(spec: str | None) -> Path:
     builtin = STUDIES_DIR / f"{spec}.yaml"
     if builtin.is_file():
         return builtin
-    raise UserError(unknown_name_message("study", spec, builtin_studies()) + " (or give a path to a YAML file)")
+    raise UserError(
+        unknown_name_message("study", spec, builtin_studies()) + " (or give a path to a YAML file)"
+    )

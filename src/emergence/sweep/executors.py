@@ -1,10 +1,10 @@
 """Executors: where the runs of a study execute.
 
 An executor takes a list of jobs and a picklable top-level function `fn(job, progress) -> result` and calls
-`on_result(job, result, error)` in the parent process as each job finishes, in completion order. Failure isolation
-inside a run (an exception, a NaN loss) is the run function's business: it records the failure and returns
-normally. What the executor adds is isolation from the *process* dying (a worker killed for memory): the jobs it
-was running are reported with an error, and the others carry on in a fresh pool.
+`on_result(job, result, error)` in the parent process as each job finishes, in completion order. Failure
+isolation inside a run (an exception, a NaN loss) is the run function's business: it records the failure and
+returns normally. What the executor adds is isolation from the *process* dying (a worker killed for memory):
+the jobs it was running are reported with an error, and the others carry on in a fresh pool.
 
 Executors are registered in `EXECUTORS` under the name a study's `executor.kind` uses, so a cluster executor
 (Ray: one run per remote task) can be added beside `local` without touching the runner.
@@ -17,6 +17,7 @@ plain fork, which would copy torch's thread pools and locks) and the parent poll
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing as mp
 import os
 import sys
@@ -82,17 +83,17 @@ def _init_worker(threads: int) -> None:
 
     torch.set_num_threads(threads)
     # Inter-op threads can only be set before any parallel work; a fresh worker has done none.
-    try:
+    with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
-    except RuntimeError:
-        pass
 
 
 @EXECUTORS.register("local")
 class LocalExecutor(Executor):
     """This machine: in-process for one worker, a process pool for several."""
 
-    def __init__(self, workers: int = 1, threads_per_worker: int = 0, start_method: str | None = None) -> None:
+    def __init__(
+        self, workers: int = 1, threads_per_worker: int = 0, start_method: str | None = None
+    ) -> None:
         if workers < 1:
             raise ValueError("workers: must be at least 1")
         self.workers = workers
@@ -179,9 +180,9 @@ class LocalExecutor(Executor):
             pool.shutdown(wait=not broken, cancel_futures=True)
         if not broken:
             return []
-        # A worker died (killed for memory, a crash in native code). The jobs seen running go down with it; the
-        # others get a fresh pool (a job that finished or crashed between two polls is requeued a bounded number
-        # of times).
+        # A worker died (killed for memory, a crash in native code). The jobs seen running go down with it;
+        # the others get a fresh pool (a job that crashed between two polls is requeued a bounded number of
+        # times).
         leftover: list[int] = []
         for fut, i in futures.items():
             exc = fut.exception() if fut.done() else None

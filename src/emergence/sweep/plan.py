@@ -28,8 +28,8 @@ GPT_DEFAULT_N_CTX = 256
 # Non-embedding counts do not depend on the vocabulary, so sizing uses any valid value; the trainer sets the
 # real one from the tokenizer.
 VOCAB_PLACEHOLDER = 2
-# Several tasks train on one mixture of their train splits, built by this task (options: tasks=[{name, options,
-# weight}]).
+# Several tasks train on one mixture of their train splits, built by this task
+# (options: tasks=[{name, options, weight}]).
 MIXTURE_TASK = "mixture"
 # Budget fields live in `budget:`; setting them in the shared `train:` block would silently fight it.
 _BUDGET_FIELDS = ("steps", "tokens")
@@ -48,7 +48,7 @@ class RunSpec:
 
 
 def canonical_json(obj: Any) -> str:
-    """Deterministic JSON: sorted keys, no spaces, no NaN (NaN cannot be compared, so it has no place in a key)."""
+    """Deterministic JSON: sorted keys, no spaces, no NaN (NaN != NaN, so it has no place in a key)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
@@ -58,7 +58,7 @@ def run_id_of(run_config: dict[str, Any]) -> str:
 
 
 def eval_key_of(study: StudyConfig) -> str:
-    """A short hash of what evaluation depends on (eval settings and the tasks): changes trigger re-evaluation."""
+    """A short hash of what evaluation depends on (eval settings, tasks); a change means re-evaluation."""
     payload = {"eval": study.eval, "tasks": [to_dict(t) for t in study.tasks]}
     return hashlib.sha256(canonical_json(payload).encode("ascii")).hexdigest()[:RUN_ID_LEN]
 
@@ -109,7 +109,9 @@ def resolve_members(study: StudyConfig) -> list[Member]:
             fields: dict[str, Any] = {}
             if preset is not None:
                 if preset not in families.PRESETS:
-                    raise UserError(f"{where}.preset: {unknown_name_message('preset', preset, families.PRESETS)}")
+                    raise UserError(
+                        f"{where}.preset: {unknown_name_message('preset', preset, families.PRESETS)}"
+                    )
                 fields.update(families.PRESETS[preset])
             fields = {**_without_vocab(fam.base), **fields, **_without_vocab(spec)}
             members.append(Member(name=str(name), model=fields, train=train))
@@ -147,8 +149,8 @@ def _data_section(study: StudyConfig) -> dict[str, Any]:
 
         if MIXTURE_TASK not in TASKS:
             raise UserError(
-                f"tasks: training on {len(study.tasks)} tasks needs a registered {MIXTURE_TASK!r} task, and this "
-                "installation has none; list one task per study for now"
+                f"tasks: training on {len(study.tasks)} tasks needs a registered {MIXTURE_TASK!r} task, "
+                "and this installation has none; list one task per study"
             )
         data["task"] = MIXTURE_TASK
         data["task_options"] = {"tasks": [_mixture_item(t) for t in study.tasks]}
@@ -167,7 +169,9 @@ def plan_study(study: StudyConfig) -> list[RunSpec]:
 
     for key in _BUDGET_FIELDS:
         if key in study.train:
-            raise UserError(f"train.{key}: the training length is set by `budget:` (budget.kind/budget.{key})")
+            raise UserError(
+                f"train.{key}: the training length is set by `budget:` (budget.kind/budget.{key})"
+            )
     members = resolve_members(study)
     data = _data_section(study)
     specs: list[RunSpec] = []
@@ -215,4 +219,4 @@ def _budget_fields(study: StudyConfig, gpt: Any, n_non_emb: int) -> dict[str, An
         tokens = float(b.tokens_per_param) * n_non_emb  # type: ignore[arg-type]
     else:
         tokens = float(b.flops) / float(flops_per_token(gpt))  # type: ignore[arg-type]
-    return {"tokens": max(1, int(math.ceil(tokens)))}
+    return {"tokens": max(1, math.ceil(tokens))}

@@ -1,14 +1,16 @@
 """Live progress for a study: runs done / total, and for each running run its step and loss.
 
-In-process runs (`workers: 1`) push events through the trainer's progress callback; worker processes cannot,
-so the parent polls each running run's `metrics.jsonl` tail instead (cheap: the last few KiB of one file per
-running run, twice a second). Progress goes to stderr; stdout keeps the one line that says where the report is.
+A background thread polls each running run's `metrics.jsonl` tail (cheap: the last few KiB of one file per
+running run, twice a second), so runs in this process and in worker processes show alike; a run function may
+also push events (`on_progress`). Progress goes to stderr; stdout keeps the line that says where the report
+is.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from emergence.sweep.executors import ProgressFn
 from emergence.sweep.store import read_status
 
 _TAIL_BYTES = 4096
+POLL_S = 0.5
 
 
 class StudyProgress:
@@ -52,15 +55,30 @@ class StudyProgress:
         self._overall = self.progress.add_task(
             f"[bold]{study}[/] runs", total=len(self.jobs), completed=len(self._finished), info=""
         )
+        # Runs train in this process or in workers alike; a background thread reads their logs.
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll_forever, name="study-progress", daemon=True)
         if skipped and enabled:
             self.console.print(f"{len(skipped)} of {len(self.jobs)} runs already done or failed: skipped")
 
     def __enter__(self) -> StudyProgress:
         self.progress.__enter__()
+        if self.enabled:
+            self._poller.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._poller.is_alive():
+            self._poller.join(timeout=2 * POLL_S)
         self.progress.__exit__(*exc)  # type: ignore[arg-type]
+
+    def _poll_forever(self) -> None:
+        while not self._stop.wait(POLL_S):
+            try:
+                self.poll()
+            except Exception:  # a display glitch must never stop a study
+                continue
 
     def _line(self, job: Any) -> TaskID:
         rid = job.spec.run_id

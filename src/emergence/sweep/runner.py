@@ -4,7 +4,7 @@
       ├─ plan_study: members × seeds → RunSpec (run id = hash of the resolved run config)
       ├─ skip runs whose status is done (and whose evaluation settings match), resume the rest
       ├─ executor.run(execute_run, jobs)           one job per run, failures isolated per run
-      │     execute_run: status running → work (train_run, evaluate checkpoints, results.parquet) → done|failed
+      │     execute_run: running → work (train_run, evaluate checkpoints, results.parquet) → done|failed
       ├─ collect: concatenate runs/*/results.parquet in plan order → STUDY_DIR/results.parquet (atomic)
       ├─ STUDY_DIR/status.json: every run's state and error (the report lists failures)
       └─ analyze_study, render_report
@@ -110,10 +110,12 @@ class StudyOutcome:
     report: Path | None = None
 
 
-# -- one run ---------------------------------------------------------------------------------------------------
+# -- one run -------------------------------------------------------------------------------------------------
 
 
-def execute_run(job: RunJob, progress: ProgressFn | None = None, work: RunWork | None = None) -> dict[str, Any]:
+def execute_run(
+    job: RunJob, progress: ProgressFn | None = None, work: RunWork | None = None
+) -> dict[str, Any]:
     """Run one job with failure isolation: any exception becomes a failed status, never a crashed study."""
     work = work or train_and_evaluate
     run_dir = job.run_dir
@@ -151,24 +153,15 @@ def train_and_evaluate(job: RunJob, status: RunStatus, progress: ProgressFn | No
     run_dir = job.run_dir
     if not (job.eval_only and status.trained):
         cfg = run_config_from_dict(job.spec.run_config)
-        callback = _progress_adapter(job, progress) if progress is not None else None
-        train_run(cfg, run_dir, progress=callback)
+        # The study's display polls metrics.jsonl; a second live display from the trainer would fight it.
+        train_run(cfg, run_dir, progress=False)
         check_finite_loss(run_dir)
         status.trained = True
         write_status(run_dir, status)
+    if progress is not None:
+        progress({"run_id": job.spec.run_id, "phase": "evaluating"})
     rows = evaluate_run(job)
     write_results(run_dir / RESULTS_FILE, rows)
-
-
-def _progress_adapter(job: RunJob, progress: ProgressFn) -> Callable[..., None]:
-    """The trainer's progress callback → the runner's progress events."""
-
-    def callback(*args: Any, **kwargs: Any) -> None:
-        event = dict(args[0]) if args and isinstance(args[0], dict) else dict(kwargs)
-        event.setdefault("run_id", job.spec.run_id)
-        progress(event)
-
-    return callback
 
 
 def check_finite_loss(run_dir: Path) -> None:
@@ -193,14 +186,18 @@ def evaluate_run(job: RunJob) -> list[dict[str, Any]]:
     if not checkpoints:
         raise RunFailed("training saved no checkpoints")
     rows: list[dict[str, Any]] = []
+    seq_len: int | None = None
     for step, path in checkpoints:
         model, tokenizer, manifest = load_checkpoint(path)
-        model.eval()
         cfg = model.cfg
+        if seq_len is None:
+            seq_len = mean_sequence_length(tasks, tokenizer, cfg.n_ctx)
         n_params = int(count_params(cfg))
         n_non_emb = int(count_params(cfg, non_embedding=True))
         tokens_seen = int(manifest.get("tokens_seen", 0))
-        lm = GPTLanguageModel(model, tokenizer)
+        # FLOPs per token with the attention term at the sequences' real length, not the context size.
+        per_token = float(flops_per_token(cfg, seq_len=seq_len))
+        lm = GPTLanguageModel(model, tokenizer, batch_size=eval_cfg.batch_size)
         for row in evaluate_model(lm, tasks, eval_cfg):
             rows.append(
                 {
@@ -209,7 +206,7 @@ def evaluate_run(job: RunJob) -> list[dict[str, Any]]:
                     "member": job.spec.member,
                     "n_params": n_params,
                     "n_params_non_embedding": n_non_emb,
-                    "flops": float(flops_per_token(cfg)) * tokens_seen,
+                    "flops": per_token * tokens_seen,
                     "step": int(manifest.get("step", step)),
                     "tokens_seen": tokens_seen,
                     "seed": job.spec.seed,
@@ -217,6 +214,18 @@ def evaluate_run(job: RunJob) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def mean_sequence_length(tasks: list[Any], tokenizer: Any, n_ctx: int, n: int = 256) -> int:
+    """Mean training-sequence length in tokens (<bos> prompt target <eos>) over a sample of train examples."""
+    lengths: list[int] = []
+    for task in tasks:
+        try:
+            sample = task.examples("train", n, seed=0)
+        except UserError:  # a split smaller than the sample: take all of it
+            sample = task.examples("train", None, seed=0)[:n]
+        lengths += [len(tokenizer.encode(ex.prompt + ex.target, add_bos=True, add_eos=True)) for ex in sample]
+    return max(1, min(n_ctx, round(sum(lengths) / len(lengths)))) if lengths else n_ctx
 
 
 def _from_dict(cls: type[Any], data: dict[str, Any], where: str) -> Any:
@@ -242,7 +251,7 @@ def results_frame(rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
     return frame[list(RESULT_COLUMNS) + extras].reset_index(drop=True)
 
 
-# -- the study ---------------------------------------------------------------------------------------------------
+# -- the study -----------------------------------------------------------------------------------------------
 
 
 def study_dir_for(study: StudyConfig, out: str | Path | None = None) -> Path:
@@ -278,8 +287,6 @@ def run_study(
     on_event: ProgressFn | None = None,
 ) -> StudyOutcome:
     """Run (or resume) a whole study and return what happened; see the module docstring."""
-    from emergence.sweep.progress import StudyProgress
-
     t0 = time.perf_counter()
     study_dir = study_dir_for(study, out)
     specs = plan_study(study)
@@ -290,38 +297,124 @@ def run_study(
         jobs = make_jobs(study, study_dir, specs)
         todo, skipped = select_jobs(jobs, retry_failed=retry_failed)
         outcome = StudyOutcome(study_dir=study_dir, total=len(jobs), done=0, failed=0, skipped=len(skipped))
-        executor = make_executor(
-            study.executor.kind,
-            workers=study.executor.workers,
-            threads_per_worker=study.executor.threads_per_worker,
-            **study.executor.options,
-        )
-        fn = functools.partial(execute_run, work=work) if work is not None else execute_run
-        with StudyProgress(study.name, jobs, skipped, enabled=progress, on_event=on_event) as bar:
+        _execute(study, todo, skipped, outcome, work=work, progress=progress, on_event=on_event)
+        _finish_study(study, study_dir, jobs, outcome, analyze=analyze)
+    outcome.wall_s = time.perf_counter() - t0
+    return outcome
 
-            def on_result(job: RunJob, result: Any, error: BaseException | None) -> None:
-                if error is not None:  # the worker died, or the run function itself is broken
-                    status = read_status(job.run_dir, job.spec.run_id)
-                    mark_failed(job.run_dir, status, error)
-                    result = {"state": "failed", "error": status.error}
-                outcome.ran.append(job.spec.run_id)
-                if result.get("state") == "failed":
-                    outcome.failures[job.spec.run_id] = str(result.get("error"))
-                bar.finished(job, result)
 
-            executor.run(
-                fn,
-                todo,
-                on_result,
-                progress=bar.on_progress if executor.in_process else None,
-                on_tick=bar.poll,
+def _execute(
+    study: StudyConfig,
+    todo: list[RunJob],
+    skipped: list[RunJob],
+    outcome: StudyOutcome,
+    *,
+    work: RunWork | None,
+    progress: bool,
+    on_event: ProgressFn | None,
+) -> None:
+    """Run the jobs on the study's executor with a live display; fills `outcome.ran`/`failures`."""
+    from emergence.sweep.progress import StudyProgress
+
+    executor = make_executor(
+        study.executor.kind,
+        workers=study.executor.workers,
+        threads_per_worker=study.executor.threads_per_worker,
+        **study.executor.options,
+    )
+    fn = functools.partial(execute_run, work=work) if work is not None else execute_run
+    with StudyProgress(study.name, [*skipped, *todo], skipped, enabled=progress, on_event=on_event) as bar:
+
+        def on_result(job: RunJob, result: Any, error: BaseException | None) -> None:
+            if error is not None:  # the worker died, or the run function itself is broken
+                status = read_status(job.run_dir, job.spec.run_id)
+                mark_failed(job.run_dir, status, error)
+                result = {"state": "failed", "error": status.error}
+            outcome.ran.append(job.spec.run_id)
+            if result.get("state") == "failed":
+                outcome.failures[job.spec.run_id] = str(result.get("error"))
+            bar.finished(job, result)
+
+        executor.run(fn, todo, on_result, progress=bar.on_progress)
+
+
+def _finish_study(
+    study: StudyConfig, study_dir: Path, jobs: list[RunJob], outcome: StudyOutcome, *, analyze: bool
+) -> None:
+    """Summarise statuses, collect results, analyse and render."""
+    summary = write_study_status(study_dir, jobs)
+    outcome.done = summary["counts"].get("done", 0)
+    outcome.failed = summary["counts"].get("failed", 0)
+    frame = collect_results(study_dir, jobs)
+    if analyze and frame.empty:
+        log.warning("no run finished, so there is nothing to analyse; see %s", study_dir / STUDY_STATUS_FILE)
+    elif analyze:
+        outcome.report = analyze_and_report(study, study_dir)
+
+
+def run_study_spec(
+    spec: str | None,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    out: str | Path | None = None,
+    workers: int | None = None,
+    retry_failed: bool = False,
+    progress: bool = True,
+) -> StudyOutcome:
+    """`emergence run`: resolve a built-in name or YAML path, apply overrides, run the study."""
+    from emergence.studies import resolve_study
+    from emergence.sweep.config import load_study
+
+    overrides = list(overrides)
+    if workers is not None:
+        overrides.append(f"executor.workers={workers}")
+    study = load_study(resolve_study(spec), overrides)
+    return run_study(study, out, retry_failed=retry_failed, progress=progress)
+
+
+# Sections an `emergence eval` override may touch: anything else would change the runs' ids.
+EVAL_OVERRIDABLE = ("eval.", "analysis.", "executor.")
+
+
+def evaluate_study(
+    study_dir: str | Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    workers: int | None = None,
+    progress: bool = True,
+) -> StudyOutcome:
+    """`emergence eval`: re-evaluate every trained run's saved checkpoints (no training), then re-collect,
+    re-analyse and re-render."""
+    from emergence.sweep.config import load_study
+
+    t0 = time.perf_counter()
+    study_dir = Path(study_dir)
+    if not (study_dir / "study.yaml").is_file():
+        raise UserError(f"{study_dir}: not a study directory (no study.yaml); run `emergence run` first")
+    overrides = list(overrides)
+    for item in overrides:
+        if not item.startswith(EVAL_OVERRIDABLE):
+            raise UserError(
+                f"override {item!r}: `emergence eval` only changes {', '.join(EVAL_OVERRIDABLE)} settings "
+                "(other changes need new training: use `emergence run`)"
             )
-        summary = write_study_status(study_dir, jobs)
-        outcome.done = summary["counts"].get("done", 0)
-        outcome.failed = summary["counts"].get("failed", 0)
-        collect_results(study_dir, jobs)
-        if analyze:
-            outcome.report = analyze_and_report(study, study_dir)
+    if workers is not None:
+        overrides.append(f"executor.workers={workers}")
+    study = load_study(study_dir / "study.yaml", overrides)
+    specs = plan_study(study)
+    with study_lock(study_dir):
+        write_yaml(study_dir / "study.yaml", to_dict(study))
+        jobs = make_jobs(study, study_dir, specs)
+        todo: list[RunJob] = []
+        untrained: list[RunJob] = []
+        for job in jobs:
+            status = read_status(job.run_dir, job.spec.run_id)
+            (todo if status.trained else untrained).append(_replace(job, eval_only=True))
+        if not todo:
+            raise UserError(f"{study_dir}: no trained runs to evaluate; run `emergence run` first")
+        outcome = StudyOutcome(study_dir=study_dir, total=len(jobs), done=0, failed=0, skipped=len(untrained))
+        _execute(study, todo, untrained, outcome, work=None, progress=progress, on_event=None)
+        _finish_study(study, study_dir, jobs, outcome, analyze=True)
     outcome.wall_s = time.perf_counter() - t0
     return outcome
 
@@ -409,10 +502,10 @@ def analyze_and_report(study: StudyConfig, study_dir: Path) -> Path | None:
     return Path(report) if report is not None else study_dir / "report.html"
 
 
-# -- the study lock ----------------------------------------------------------------------------------------------
+# -- the study lock ------------------------------------------------------------------------------------------
 
 
-class study_lock:  # noqa: N801 (used as a context manager, reads like one)
+class study_lock:
     """Refuse to run one study directory from two processes at once (they would train the same runs)."""
 
     def __init__(self, study_dir: Path) -> None:
@@ -424,7 +517,9 @@ class study_lock:  # noqa: N801 (used as a context manager, reads like one)
         except FileExistsError:
             owner = _lock_owner(self.path)
             if owner is not None and _alive(owner):
-                raise UserError(f"{self.path.parent} is being run by process {owner}; wait or stop it") from None
+                raise UserError(
+                    f"{self.path.parent} is being run by process {owner}; wait or stop it"
+                ) from None
             self.path.unlink(missing_ok=True)  # a stale lock from a killed run
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         with os.fdopen(fd, "w") as f:

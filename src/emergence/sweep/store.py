@@ -37,7 +37,7 @@ class RunStatus:
     state: State = "pending"
     member: str = ""
     seed: int = 0
-    # Whether training finished: a done run whose evaluation settings changed is re-evaluated without training.
+    # Whether training finished: a done run whose eval settings changed is re-evaluated without training.
     trained: bool = False
     eval_key: str = ""
     error: str | None = None
@@ -91,7 +91,9 @@ def read_status(run_dir: Path, run_id: str) -> RunStatus:
         return RunStatus(run_id=run_id)
     try:
         data = read_json(p)
-    except Exception:  # a hand-edited or foreign file: treat the run as not started rather than crash the study
+    except (
+        Exception
+    ):  # a hand-edited or foreign file: treat the run as not started rather than crash the study
         return RunStatus(run_id=run_id)
     if not isinstance(data, dict):
         return RunStatus(run_id=run_id)

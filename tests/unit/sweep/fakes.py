@@ -1,8 +1,8 @@
 """Fake run work for the runner tests: no training, deterministic rows, failures on demand.
 
-Importable by worker processes (the process-pool tests pickle these functions by reference). A member named
-`boom*` raises, `nan*` logs a NaN loss; every call appends the run id to `STUDY_DIR/calls.log` so that tests can
-tell which runs did work.
+Importable by worker processes (the process-pool tests pickle these functions by reference). A member
+named `boom*` raises, `nan*` logs a NaN loss; every call appends the run id to `STUDY_DIR/calls.log` so that
+tests can tell which runs did work.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ def fake_work(job: RunJob, status: RunStatus, progress: ProgressFn | None = None
             raise RuntimeError("the model exploded\nsecond line of detail")
         delay = float(os.environ.get("FAKE_STEP_DELAY", "0"))
         for step in range(steps + 1):
-            loss: float = float("nan") if job.spec.member.startswith("nan") and step == steps else 1.0 / (1 + step)
+            loss: float = (
+                float("nan") if job.spec.member.startswith("nan") and step == steps else 1.0 / (1 + step)
+            )
             append_jsonl(job.run_dir / "metrics.jsonl", {"step": step, "loss": loss})
             if progress is not None:
                 progress({"run_id": job.spec.run_id, "step": step, "steps": steps, "loss": loss})

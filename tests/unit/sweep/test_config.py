@@ -47,7 +47,9 @@ def test_unknown_top_level_field_suggests(study_dict: dict[str, Any]) -> None:
 def test_task_shorthands() -> None:
     cfg = parse_study(tiny_study_dict(tasks="addition"))
     assert [t.name for t in cfg.tasks] == ["addition"]
-    cfg = parse_study(tiny_study_dict(tasks=["addition", {"name": "multiplication", "options": {"digits": 1}}]))
+    cfg = parse_study(
+        tiny_study_dict(tasks=["addition", {"name": "multiplication", "options": {"digits": 1}}])
+    )
     assert [t.name for t in cfg.tasks] == ["addition", "multiplication"]
 
 

@@ -95,3 +95,13 @@ def test_unknown_preset_suggests(study_dict: dict[str, Any]) -> None:
     study_dict["family"]["members"] = ["nano", "micor"]
     with pytest.raises(UserError, match="did you mean 'micro'"):
         plan_study(parse_study(study_dict))
+
+
+def test_several_tasks_train_on_a_mixture() -> None:
+    data = tiny_study_dict(
+        tasks=[{"name": "addition", "options": {"digits": 1}, "weight": 2}, "multiplication"], seeds=[0]
+    )
+    spec = plan_study(parse_study(data))[0]
+    assert spec.run_config["data"]["task"] == "mixture"
+    components = spec.run_config["data"]["task_options"]["tasks"]
+    assert [(c["name"], c["weight"]) for c in components] == [("addition", 2.0), ("multiplication", 1.0)]
