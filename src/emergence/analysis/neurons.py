@@ -97,8 +97,10 @@ def effective_rank(x: np.ndarray) -> float:
 
 
 def _spectrum(x: np.ndarray) -> np.ndarray:
+    """Singular values of the centred x (N, D) / √(N−1), from the D×D covariance (cheaper than an SVD)."""
     xc = x.astype(np.float64) - x.mean(axis=0, keepdims=True)
-    return np.linalg.svd(xc, compute_uv=False) / math.sqrt(max(x.shape[0] - 1, 1))
+    cov = xc.T @ xc / max(x.shape[0] - 1, 1)  # (D, D)
+    return np.sqrt(np.clip(np.linalg.eigvalsh(cov), 0.0, None))
 
 
 def outlier_kurtosis(x: np.ndarray) -> float:
