@@ -401,7 +401,6 @@ class _Run:
             self._checkpoint()
 
         with _ProgressBar(self.progress, self.total_steps, self.step) as bar:
-            window_t, window_tokens = time.perf_counter(), 0
             while self.step < self.total_steps:
                 s = self.step
                 lr = lr_at(
@@ -412,16 +411,15 @@ class _Run:
                     total_steps=self.total_steps,
                     schedule=self.tc.schedule,
                 )
+                t0 = time.perf_counter()
                 batches = self.data.step_batches(s, self.tc.batch_size, self.tc.grad_accum)
                 loss, grad_norm = self._train_step(batches, lr)
                 n_tokens = sum(b.n_tokens for b in batches)
                 self.step += 1
                 self.tokens_seen += n_tokens
-                window_tokens += n_tokens
                 now = time.perf_counter()
-                tokens_per_s = window_tokens / max(now - window_t, 1e-9)
-                if now - window_t > 2.0:  # a sliding window keeps tokens/s current after slow eval steps
-                    window_t, window_tokens = now, 0
+                # Throughput of this step's data + forward/backward/update (evaluation and saving excluded).
+                tokens_per_s = n_tokens / max(now - t0, 1e-9)
                 rec = {
                     "step": self.step,
                     "loss": loss,
