@@ -288,3 +288,46 @@ def test_backward_reaches_every_parameter() -> None:
     torch.nn.functional.cross_entropy(logits.reshape(-1, 13), x.reshape(-1)).backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_matches_hugging_face_gpt2_with_copied_weights() -> None:
+    """Same architecture as GPT2LMHeadModel: copy the weights over and compare logits."""
+    transformers = pytest.importorskip("transformers")
+    model = tiny()
+    cfg = model.cfg
+    hf_cfg = transformers.GPT2Config(
+        vocab_size=cfg.vocab_size,
+        n_positions=cfg.n_ctx,
+        n_embd=cfg.d_model,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
+    hf = transformers.GPT2LMHeadModel(hf_cfg).eval()
+    sd = {"transformer.wte.weight": model.embed.weight, "transformer.wpe.weight": model.W_pos}
+    sd |= {"transformer.ln_f.weight": model.ln_final.weight, "transformer.ln_f.bias": model.ln_final.bias}
+    for i, b in enumerate(model.blocks):
+        h = f"transformer.h.{i}."
+        # HF's Conv1D stores (in, out); nn.Linear stores (out, in).
+        pairs = {
+            "ln_1": b.ln1,
+            "ln_2": b.ln2,
+            "attn.c_attn": b.attn.qkv,
+            "attn.c_proj": b.attn.out,
+            "mlp.c_fc": b.mlp.fc_in,
+            "mlp.c_proj": b.mlp.fc_out,
+        }
+        for hf_name, mod in pairs.items():
+            w = mod.weight
+            sd[h + hf_name + ".weight"] = w if hf_name.startswith("ln") else w.T
+            sd[h + hf_name + ".bias"] = mod.bias
+    missing, unexpected = hf.load_state_dict({k: v.detach() for k, v in sd.items()}, strict=False)
+    assert not unexpected
+    assert set(missing) <= {"lm_head.weight"}  # tied to wte
+    hf.tie_weights()
+    x = tokens()
+    torch.testing.assert_close(model(x), hf(input_ids=x).logits, atol=1e-5, rtol=1e-5)
