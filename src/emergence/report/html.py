@@ -19,10 +19,7 @@ rendering the same study twice gives the same bytes.
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
-import platform
-import subprocess
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -32,6 +29,7 @@ import pandas as pd
 
 from emergence import __version__
 from emergence.io import write_text
+from emergence.report import environment
 from emergence.report.components import (
     FigureSink,
     Section,
@@ -98,7 +96,7 @@ def build_page(study: StudyData, figures_dir: Path, svg: bool = False) -> str:
         f"<footer>Rendered by emergence-lab {esc(__version__)} from "
         f"{esc(study.study_dir.name)}/results.parquet "
         f"(sha256 {esc(study.results_sha256[:16])}…). Re-render with <code>emergence report "
-        f"{esc(study.study_dir.name)}</code>.</footer>"
+        "STUDY_DIR</code>.</footer>"
     )
     template = Template(_template("page.html"))
     return template.substitute(
@@ -571,39 +569,10 @@ def config_section(study: StudyData) -> Section:
     )
 
 
-def render_environment() -> dict[str, str]:
-    """Versions and platform of the process rendering the report."""
-    env = {"python": platform.python_version(), "platform": platform.platform(), "emergence-lab": __version__}
-    for pkg in ("torch", "numpy", "pandas", "matplotlib", "pyarrow"):
-        try:
-            env[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            env[pkg] = "not installed"
-    rev = git_revision(Path(__file__).resolve().parent)
-    if rev:
-        env["git revision"] = rev
-    return env
-
-
-def git_revision(path: Path) -> str | None:
-    """The commit checked out where the code lives (None outside a git checkout or without git)."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
 def environment_section(study: StudyData) -> Section:
     """Environment now (render time) beside the one the study recorded when it ran."""
-    now = render_environment()
-    recorded = {str(k): v for k, v in study.recorded_environment.items()}
+    now = environment.collect_environment()
+    recorded = environment.normalize(study.recorded_environment)
     keys = list(dict.fromkeys([*now, *recorded]))
     rows = []
     for k in keys:

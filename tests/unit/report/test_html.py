@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from tests.fixtures.study_factory import FAILED, MEMBERS, make_study
 
 from emergence.cli import main
 from emergence.errors import UserError
-from emergence.report import MECHANISM_RENDERERS, render_report
+from emergence.report import MECHANISM_RENDERERS, environment, render_report
 from emergence.report.components import FigureSink, esc, figure_html, fmt_num, table
 from emergence.report.data import load_study
 
@@ -56,7 +58,7 @@ def _custom_renderer(key: str, value: Any, sink: FigureSink) -> str:
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     study = make_study(tmp_path_factory.mktemp("report") / "study", mechanisms=MECHANISMS)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("emergence.report.html.git_revision", lambda path: PINNED_REVISION)
+        mp.setattr("emergence.report.environment.git_revision", lambda path: PINNED_REVISION)
         mp.setitem(MECHANISM_RENDERERS._items, "custom_probe", _custom_renderer)
         page = render_report(study)
     return study, page.read_text(encoding="utf-8")
@@ -134,7 +136,7 @@ def test_rerender_is_idempotent(
     copy = tmp_path / study.name
     shutil.copytree(study, copy)
     before = {p.name: p.read_bytes() for p in (copy / "figures").iterdir()}
-    monkeypatch.setattr("emergence.report.html.git_revision", lambda path: PINNED_REVISION)
+    monkeypatch.setattr("emergence.report.environment.git_revision", lambda path: PINNED_REVISION)
     monkeypatch.setitem(MECHANISM_RENDERERS._items, "custom_probe", _custom_renderer)
     render_report(copy)
     after = {p.name: p.read_bytes() for p in (copy / "figures").iterdir()}
@@ -213,8 +215,24 @@ def test_components_escape_and_format(tmp_path: Path) -> None:
 
 
 def test_git_revision_of_this_checkout_or_none(tmp_path: Path) -> None:
-    from emergence.report.html import git_revision
-
-    rev = git_revision(Path(__file__).parent)
+    rev = environment.git_revision(Path(__file__).parent)
     assert rev is None or re.fullmatch(r"[0-9a-f]{12}", rev)
-    assert git_revision(tmp_path) is None  # not a git checkout
+    assert environment.git_revision(tmp_path) is None  # not a git checkout
+
+
+def test_environment_keys_are_normalised() -> None:
+    recorded = {"git_revision": "abc", "numpy_version": "2.1", "Python": "3.11", "torch": "2.13"}
+    assert environment.normalize(recorded) == {
+        "git revision": "abc",
+        "numpy": "2.1",
+        "python": "3.11",
+        "torch": "2.13",
+    }
+    env = environment.collect_environment()
+    assert {"python", "platform", "emergence-lab", "numpy", "torch"} <= set(env)
+    assert all(isinstance(v, str) for v in env.values())
+
+
+def test_importing_environment_does_not_load_matplotlib() -> None:
+    code = "import sys, emergence.report.environment; assert 'matplotlib' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
