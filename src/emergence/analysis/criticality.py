@@ -282,13 +282,16 @@ def avalanche_statistics(
     b = mean_iei_bin(counts) if bin_size is None else bin_size
     binned = rebin(counts, b)
     sizes, durations = avalanches(binned, drop_edges=drop_edges)
-    return _avalanche_fits(sizes, durations, fit_kwargs) | {
+    return avalanche_fits(sizes, durations, fit_kwargs) | {
         "bin_size": int(b),
         "occupancy": float((binned > 0).mean()) if binned.size else 0.0,
     }
 
 
-def _avalanche_fits(sizes: np.ndarray, durations: np.ndarray, fit_kwargs: dict[str, Any] | None) -> dict:
+def avalanche_fits(
+    sizes: np.ndarray, durations: np.ndarray, fit_kwargs: dict[str, Any] | None = None
+) -> dict:
+    """Power-law fits of sizes and durations, ⟨S⟩(T), the crackling relation and the `consistent` flag."""
     kw = fit_kwargs or {}
     size_fit = fit_power_law(sizes, **kw)
     duration_fit = fit_power_law(durations, **kw)
@@ -338,7 +341,7 @@ def neuron_avalanche_scan(
             s, d = avalanches(binned)
             all_s.append(s)
             all_d.append(d)
-        fits = _avalanche_fits(np.concatenate(all_s), np.concatenate(all_d), fit_kwargs)
+        fits = avalanche_fits(np.concatenate(all_s), np.concatenate(all_d), fit_kwargs)
         out.append({"n_neurons": int(n), "occupancy": float(np.mean(occ)), **fits})
     return out
 

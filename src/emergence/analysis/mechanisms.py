@@ -140,14 +140,13 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def measure_heads(model: Any, cfg: MechanismsConfig, streams: torch.Tensor) -> dict[str, Any]:
+def measure_heads(model: Any, cfg: MechanismsConfig, streams: torch.Tensor, bos_id: int) -> dict[str, Any]:
     """Head scores on repeated random tokens, copying scores, ICL score and logit-lens losses."""
     V, n_ctx = model.cfg.vocab_size, model.cfg.n_ctx
     span = min(cfg.head_span, (n_ctx - 1) // 2)
     g = torch.Generator().manual_seed(cfg.seed)
     low = cfg.n_special if cfg.n_special + 1 < V else 0
-    bos = 1 if V > 1 and cfg.n_special > 1 else 0
-    toks = attention.repeated_random_tokens(V, span, cfg.head_batch, bos, g, low=low)
+    toks = attention.repeated_random_tokens(V, span, cfg.head_batch, bos_id, g, low=low)
     scores = attention.head_scores(model, toks, span)
     ids = torch.arange(low, V)
     scores["copying"] = attention.copying_scores(model, ids)
@@ -193,7 +192,7 @@ def measure_criticality(
     k = max(1, cfg.component_neurons // L)
     grid = np.stack([criticality.subsampled_counts(ev, k, rng) for ev in per_layer], axis=-1)  # (S, T, L)
     cs, cd = criticality.component_avalanches(grid)
-    comp = criticality._avalanche_fits(cs, cd, None) | {
+    comp = criticality.avalanche_fits(cs, cd, None) | {
         "neurons_per_layer": k,
         "occupancy": float((grid > 0).mean()),
     }
@@ -307,7 +306,7 @@ def measure_checkpoint(
                 timing[name] = time.perf_counter() - t
 
         if cfg.heads:
-            out["heads"] = timed("heads", measure_heads, model, cfg, streams)
+            out["heads"] = timed("heads", measure_heads, model, cfg, streams, tokenizer.bos_id)
         if cfg.neurons or cfg.criticality:
             mlp, resid, ids = neurons.record(model, streams)
             if cfg.neurons:
