@@ -401,26 +401,26 @@ def predict_holdout(x: np.ndarray, y: np.ndarray, cfg: AnalysisConfig) -> dict[s
     pred = model.predict(u_te)
     resid = y_tr - model.predict(u_tr)
     rng = np.random.default_rng(cfg.seed)
-    groups = [np.flatnonzero(u_tr == v) for v in np.unique(u_tr)]
-    seeds_vary = any(g.size > 1 for g in groups)
-    sims = []
-    for _ in range(cfg.n_boot):
-        if seeds_vary:  # bootstrap over seeds within each scale point
-            idx = fits.bootstrap_resample(groups, rng)
-            ub, yb = u_tr[idx], y_tr[idx]
+    seeds_vary = any(np.sum(u_tr == v) > 1 for v in np.unique(u_tr))
+    if cfg.n_boot <= 0:
+        sims = np.empty((0, u_te.size))
+    else:
+        if seeds_vary:  # bootstrap over seeds within each scale point, as observation weights
+            ws = fits.bootstrap_weights(u_tr, cfg.n_boot, rng)
+            ys = np.broadcast_to(y_tr, ws.shape)
         else:  # one seed per point: residual bootstrap
-            ub, yb = u_tr, model.predict(u_tr) + rng.choice(resid, size=resid.size, replace=True)
+            ys = model.predict(u_tr)[None, :] + rng.choice(resid, size=(cfg.n_boot, resid.size), replace=True)
+            ws = np.ones_like(ys)
         if result.status == "constant":
-            refit = model
+            sims = np.broadcast_to(pred, (cfg.n_boot, u_te.size))
         else:
-            refit = fits._fit_one(result.best, ub, yb, cfg.max_k, n_starts=0)
-            if not refit.ok:
-                continue
+            params, ok = fits.batch_fit(result.best, u_tr, ys, ws, cfg.max_k)
+            sims = fits.batch_predict(result.best, params, u_te)[ok]
         # Add one residual draw: the interval is for a new measurement, not only for the mean.
-        sims.append(refit.predict(u_te) + rng.choice(resid, size=u_te.size, replace=True))
+        sims = sims + rng.choice(resid, size=sims.shape, replace=True)
     a = (1.0 - cfg.ci) / 2.0
     if len(sims) >= 2:
-        q = np.quantile(np.stack(sims), [a, 1.0 - a], axis=0)  # (2, n_test)
+        q = np.quantile(sims, [a, 1.0 - a], axis=0)  # (2, n_test)
         interval = [[_num(q[0, i]), _num(q[1, i])] for i in range(u_te.size)]
     else:
         interval = [[None, None] for _ in range(u_te.size)]

@@ -364,6 +364,126 @@ def bootstrap_resample(groups: list[np.ndarray], rng: np.random.Generator) -> np
     return np.concatenate([rng.choice(g, size=g.size, replace=True) for g in groups])
 
 
+def bootstrap_weights(u: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, n) resampling counts: each scale point's seeds drawn with replacement, as observation weights.
+
+    A resample with replacement is the same least-squares problem as the original data weighted by how often
+    each observation was drawn, which lets every replicate be solved at once with matrix products.
+    """
+    w = np.zeros((n_boot, u.size))
+    for g in _group_indices(u):
+        draws = rng.integers(0, g.size, size=(n_boot, g.size))  # (B, m) indices into this point's seeds
+        for j, obs in enumerate(g):
+            w[:, obs] = (draws == j).sum(axis=1)
+    return w
+
+
+_BATCH_HINGE_U0 = 321
+
+
+def _batch_lstsq(
+    c0: np.ndarray, c1: np.ndarray, ys: np.ndarray, ws: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted 2-column least squares for B data sets and G column pairs → (b0, b1, rss), each (B, G).
+
+    c0, c1 are (G, n) shared by every data set, or (B, G, n) per data set; ys, ws are (B, n).
+    """
+    wy = ws * ys  # (B, n)
+    # einsum, not `@`: these products are tiny, and a multi-threaded BLAS on a busy machine spends ~100x
+    # longer coordinating threads than computing.
+    spec = "bn,gn->bg" if c0.ndim == 2 else "bn,bgn->bg"
+    s00, s01, s11 = (np.einsum(spec, ws, c) for c in (c0 * c0, c0 * c1, c1 * c1))
+    t0, t1 = np.einsum(spec, wy, c0), np.einsum(spec, wy, c1)
+    yy = (wy * ys).sum(axis=1, keepdims=True)
+    det = s00 * s11 - s01 * s01
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        b0 = (s11 * t0 - s01 * t1) / det
+        b1 = (s00 * t1 - s01 * t0) / det
+        rss = yy - 2 * (b0 * t0 + b1 * t1) + b0 * b0 * s00 + 2 * b0 * b1 * s01 + b1 * b1 * s11
+    rss = np.where(np.isfinite(rss) & (det > 1e-12 * s00 * s11), rss, np.inf)
+    return b0, b1, rss
+
+
+def _mask_plateaus(
+    b0: np.ndarray, b1: np.ndarray, rss: np.ndarray, ys: np.ndarray, ws: np.ndarray
+) -> np.ndarray:
+    """The plateau bounds of `fit_sigmoid`, from each replicate's own data (kept when nothing is feasible)."""
+    present = ws > 0
+    y_min = np.where(present, ys, np.inf).min(axis=1, keepdims=True)
+    y_max = np.where(present, ys, -np.inf).max(axis=1, keepdims=True)
+    margin = PLATEAU_MARGIN * np.where(y_max > y_min, y_max - y_min, 1.0)
+    out = (np.minimum(b0, b1) < y_min - margin) | (np.maximum(b0, b1) > y_max + margin)
+    feasible = np.isfinite(np.where(out, np.inf, rss)).any(axis=1, keepdims=True)
+    return np.where(out & feasible, np.inf, rss)
+
+
+def batch_fit(
+    model: str, u: np.ndarray, ys: np.ndarray, ws: np.ndarray, max_k: float = 50.0
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Fit one model to B weighted data sets at once on grids: (params, each (B,), and ok (B,)).
+
+    `ys` and `ws` are (B, n): per-replicate values (residual bootstrap) and weights (seed bootstrap). The
+    hinge is profiled on u0 every span/320 decades; the sigmoid on the coarse (u0, k) grid of `fit_sigmoid`,
+    then on a fine grid around each replicate's best cell (u0 every span/400). No solver is needed, which is
+    what makes bootstrap CIs cheap.
+    """
+    u = np.asarray(u, float)
+    ys, ws = np.atleast_2d(np.asarray(ys, float)), np.atleast_2d(np.asarray(ws, float))
+    lo_u, hi_u = float(u.min()), float(u.max())
+    span = hi_u - lo_u
+    rows = np.arange(ys.shape[0])
+    if model == "line":
+        b0, b1, rss = _batch_lstsq(np.ones((1, u.size)), u[None, :], ys, ws)
+        return {"a": b0[:, 0], "b": b1[:, 0]}, np.isfinite(rss[:, 0])
+    if model == "hinge":
+        grid_u0 = np.linspace(lo_u, hi_u - 1e-3 * span, _BATCH_HINGE_U0)
+        c1 = np.maximum(0.0, u[None, :] - grid_u0[:, None])  # (G, n)
+        b0, b1, rss = _batch_lstsq(np.ones_like(c1), c1, ys, ws)
+        best = np.argmin(rss, axis=1)
+        return (
+            {"a": b0[rows, best], "b": b1[rows, best], "log10_x0": grid_u0[best]},
+            np.isfinite(rss[rows, best]),
+        )
+    k_min = min(0.5 / span, max_k) if span > 0 else 1.0
+    lk_lo, lk_hi = math.log(k_min), math.log(max_k)
+    uu0, lkk = np.meshgrid(
+        np.linspace(lo_u, hi_u, _GRID_U0), np.linspace(lk_lo, lk_hi, _GRID_K), indexing="ij"
+    )
+    uu0, lkk = uu0.ravel(), lkk.ravel()
+    c1 = _logistic(np.exp(lkk)[:, None] * (u[None, :] - uu0[:, None]))  # (G, n)
+    b0, b1, rss = _batch_lstsq(1.0 - c1, c1, ys, ws)
+    rss = _mask_plateaus(b0, b1, rss, ys, ws)
+    best = np.argmin(rss, axis=1)  # (B,)
+    # Fine stage: a (21 × 7) grid around each replicate's coarse optimum.
+    du, dlk = span / (_GRID_U0 - 1), (lk_hi - lk_lo) / (_GRID_K - 1)
+    fu = np.clip(uu0[best][:, None] + np.linspace(-du, du, 21)[None, :], lo_u, hi_u)  # (B, 21)
+    fk = np.clip(lkk[best][:, None] + np.linspace(-dlk, dlk, 7)[None, :], lk_lo, lk_hi)  # (B, 7)
+    fu, fk = np.repeat(fu, 7, axis=1), np.tile(fk, (1, 21))  # (B, 147)
+    c1f = _logistic(np.exp(fk)[:, :, None] * (u[None, None, :] - fu[:, :, None]))  # (B, 147, n)
+    f0, f1, frss = _batch_lstsq(1.0 - c1f, c1f, ys, ws)
+    frss = _mask_plateaus(f0, f1, frss, ys, ws)
+    j = np.argmin(frss, axis=1)
+    use_fine = frss[rows, j] <= rss[rows, best]
+    params = {
+        "lo": np.where(use_fine, f0[rows, j], b0[rows, best]),
+        "hi": np.where(use_fine, f1[rows, j], b1[rows, best]),
+        "k": np.exp(np.where(use_fine, fk[rows, j], lkk[best])),
+        "log10_x0": np.where(use_fine, fu[rows, j], uu0[best]),
+    }
+    return params, np.isfinite(np.minimum(frss[rows, j], rss[rows, best]))
+
+
+def batch_predict(model: str, params: dict[str, np.ndarray], u: np.ndarray) -> np.ndarray:
+    """Evaluate B parameter sets from `batch_fit` at u: (B, len(u))."""
+    u = np.asarray(u, float)[None, :]
+    p = {k: np.asarray(v, float)[:, None] for k, v in params.items()}
+    if model == "line":
+        return p["a"] + p["b"] * u
+    if model == "hinge":
+        return p["a"] + p["b"] * np.maximum(0.0, u - p["log10_x0"])
+    return p["lo"] + (p["hi"] - p["lo"]) * _logistic(p["k"] * (u - p["log10_x0"]))
+
+
 def bootstrap_threshold(
     x: np.ndarray,
     y: np.ndarray,
@@ -378,23 +498,20 @@ def bootstrap_threshold(
     keep = np.isfinite(x) & np.isfinite(y) & (x > 0)
     u, y = np.log10(x[keep]), y[keep]
     groups = _group_indices(u)
-    if all(g.size < 2 for g in groups) or n_boot <= 0:
+    if all(g.size < 2 for g in groups) or n_boot <= 0 or model not in ("hinge", "sigmoid"):
         return None, 0
-    rng = np.random.default_rng(seed)
-    u0s = []
-    for _ in range(n_boot):
-        idx = bootstrap_resample(groups, rng)
-        if float(np.ptp(y[idx])) <= 1e-12:
-            continue
-        # Grid-only sigmoid fits per replicate: the fine grid is within ~0.01 decade of the polished optimum.
-        fit = _fit_one(model, u[idx], y[idx], max_k, n_starts=0)
-        if fit.ok:
-            u0s.append(fit.params["log10_x0"])
-    if len(u0s) < 2:
-        return None, len(u0s)
+    w = bootstrap_weights(u, n_boot, np.random.default_rng(seed))
+    params, ok = batch_fit(model, u, np.broadcast_to(y, w.shape), w, max_k)
+    # A replicate whose drawn values are all equal has no shape to fit.
+    drawn_min = np.where(w > 0, y[None, :], np.inf).min(axis=1)
+    drawn_max = np.where(w > 0, y[None, :], -np.inf).max(axis=1)
+    ok &= drawn_max - drawn_min > 1e-12
+    u0s = params["log10_x0"][ok]
+    if u0s.size < 2:
+        return None, int(u0s.size)
     alpha = (1.0 - ci) / 2.0
     lo, hi = np.quantile(u0s, [alpha, 1.0 - alpha])
-    return (float(lo), float(hi)), len(u0s)
+    return (float(lo), float(hi)), int(u0s.size)
 
 
 def fit_to_json(
