@@ -8,10 +8,10 @@
   the predicates of relative clauses are distractors (`the cruel cat that is sad is not happy.` is negative).
 
 Sentences are i.i.d. draws of the grammar (no paragraph topics). The canonical item of an example is the
-grammatical sentence's text, assigned to a split by hash, so a test sentence (or its corrupted twin) never
-appears in training. Examples are drawn by rejection from a seeded stream, so a shorter list is a prefix of a
-longer one, and asking for more distinct sentences than the stream yields in a bounded number of draws is a
-UserError.
+grammatical sentence's text (for the agreement task's prefix format: the words before the verb), assigned to a
+split by hash, so a test sentence (or its corrupted twin, or its prefix) never appears in training.
+Examples are drawn by rejection from a seeded stream, so a shorter list is a prefix of a longer one, and
+asking for more distinct sentences than the stream yields in a bounded number of draws is a UserError.
 """
 
 from __future__ import annotations
@@ -83,6 +83,10 @@ class _GrammarTask(BaseTask):
         """Characters of the prompt/answer layout beyond the sentences'."""
         return ""
 
+    def _key(self, s: Sentence) -> str:
+        """The canonical item of the example made from `s` (what the split hashes)."""
+        return s.text
+
     def _draw(
         self,
         split: Split,
@@ -102,14 +106,14 @@ class _GrammarTask(BaseTask):
             if len(out) == n:
                 break
             s = draw(rng)
-            text = s.text
-            if len(s.words) > self.opts.max_words or text in seen:
+            key = self._key(s)
+            if len(s.words) > self.opts.max_words or key in seen:
                 continue
-            if hash_split(text, self.name, self.opts.test_fraction) != split:
+            if hash_split(key, self.name, self.opts.test_fraction) != split:
                 continue
             ex = make(s, rng)
             if ex is not None:
-                seen.add(text)
+                seen.add(key)
                 out.append(ex)
         if len(out) < n:
             raise UserError(
@@ -172,6 +176,11 @@ class AgreementTask(_GrammarTask):
             return self._longest_sentence
         forms = [*INTRANSITIVE, *TRANSITIVE, tuple(COPULA.values()), tuple(AUXILIARY.values())]
         return max(len(f) for pair in forms for f in pair)
+
+    def _key(self, s: Sentence) -> str:
+        # A prefix example shows only the words before the verb, and many sentences share them: the prefix
+        # is the item, so one prefix never lands in both splits.
+        return " ".join(s.words[: s.main_verb]) if self.opts.format == "prefix" else s.text
 
     def encode(self, s: Sentence, rng: random.Random) -> Example | None:
         """The example for one sentence (None when it has too few attractors)."""
