@@ -390,8 +390,8 @@ def _prediction_text(pred: dict[str, Any] | None) -> str:
     if not pred:
         return "–"
     if pred.get("status") != "ok":
-        reason = pred.get("reason") or pred.get("status")
-        return f"<span class='muted'>{esc(reason)}</span>"
+        status = str(pred.get("status", "")).replace("_", " ")
+        return f"<span class='muted' title='{esc(pred.get('reason') or status)}'>{esc(status)}</span>"
     xs = pred.get("x") or []
     members = pred.get("members") or []
     parts = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io as _io
 import math
+import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -116,7 +117,9 @@ def metric_label(metric: str, higher_is_better: bool | None = None) -> str:
     """Axis label with units for a metric name (unknown names are shown as they are)."""
     label = _LABELS.get(metric, metric.replace("_", " "))
     lower = (metric in LOWER_IS_BETTER) if higher_is_better is None else not higher_is_better
-    return f"{label}, lower is better" if lower else label
+    label = f"{label}, lower is better" if lower else label
+    # Two lines at most, so that a long label never runs into the neighbouring panel.
+    return textwrap.fill(label, width=34, max_lines=2, placeholder="…")
 
 
 def member_colors(n_params: Mapping[str, float]) -> dict[str, str]:
@@ -340,8 +343,12 @@ def _step_axis(ax: plt.Axes, steps: pd.Series) -> None:
         ax.set_xscale("symlog", linthresh=first, linscale=0.4)
         # Ticks at 0, the first checkpoint and the powers of ten beyond it (symlog's own overlap near 0).
         # Powers of ten at least 2× past the first checkpoint, so that labels never collide.
-        decades = range(math.ceil(math.log10(first * 2)), math.ceil(math.log10(float(positive.max()))) + 1)
-        ax.xaxis.set_major_locator(FixedLocator([0.0, first, *(10.0**k for k in decades)]))
+        decades = range(math.ceil(math.log10(first * 2)), math.floor(math.log10(float(positive.max()))) + 1)
+        last = float(positive.max())
+        ticks = [0.0, first, *(t for t in (10.0**k for k in decades) if t <= last)]
+        if last >= 2 * ticks[-1]:
+            ticks.append(last)  # the final step, when no power of ten sits near it
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0f}" if v < 1e4 else format_count(v)))
         ax.set_xlabel("training step (log scale after the first checkpoint)")

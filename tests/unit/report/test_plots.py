@@ -81,9 +81,15 @@ def test_seed_ci_uses_student_t_over_seeds_and_stderr_for_one_seed() -> None:
 def test_labels_kinds_and_counts() -> None:
     assert metric_kind("exact_match") == "discontinuous"
     assert metric_kind("token_accuracy") == "continuous"
-    assert "lower is better" in metric_label("edit_distance")
-    assert "lower is better" in metric_label("my_metric", higher_is_better=False)
-    assert "lower is better" not in metric_label("exact_match")
+
+    def one_line(label: str) -> str:
+        return label.replace("\n", " ")
+
+    assert "lower is better" in one_line(metric_label("edit_distance"))
+    assert "lower is better" in one_line(metric_label("my_metric", higher_is_better=False))
+    assert "lower is better" not in one_line(metric_label("exact_match"))
+    assert all(len(line) <= 34 for line in metric_label("edit_distance").splitlines())
+    assert metric_label("edit_distance").count("\n") <= 1
     assert format_count(21_000) == "21k" and format_count(5.2e6) == "5.2M" and format_count(3e12) == "3T"
 
 
