@@ -111,6 +111,7 @@ class AnalysisConfig:
     max_breakthroughness: float = bigbench.DEFAULT_MAX_BREAKTHROUGHNESS  # clip of B
     holdout: int = 1  # largest scale points held out for prediction
     fit_time_axis: bool = True  # fit each member's training-time curve
+    trial_column: str = "trial"  # when present, rows with trial < 0 (aggregates over trials) are used
     length_column: str = "answer_len"  # rows carrying this column are per-answer-length breakdowns
     length_token_metric: str = "token_accuracy"  # p in the p^L prediction
     length_em_metric: str = "exact_match"  # measured exact match
@@ -589,6 +590,13 @@ def _prepare(
             continue
         df[axis] = pd.to_numeric(df[axis], errors="coerce")
         axes.append(axis)
+    if cfg.trial_column in df.columns:
+        # The evaluator writes one aggregate row per measurement (trial < 0) and optionally one row per
+        # few-shot trial; use the aggregates when there are any, so that trials are not counted twice.
+        trial = pd.to_numeric(df[cfg.trial_column], errors="coerce")
+        aggregate = trial.isna() | (trial < 0)
+        if aggregate.any():
+            df = df[aggregate]
     df["_final"] = df["step"] == df.groupby("run_id")["step"].transform("max")
     groups = [c for c in cfg.split_by if c in df.columns]
     if cfg.length_column in df.columns:

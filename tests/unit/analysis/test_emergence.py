@@ -273,3 +273,14 @@ def test_cli_analyze(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "addition" in printed and "mirage" in printed
     assert (tmp_path / "analysis.json").is_file()
     assert main(["analyze", str(tmp_path), "no_such_option=1"]) == 2
+
+
+def test_trial_rows_are_not_double_counted() -> None:
+    rows = []
+    for i in range(4):
+        rows.append(_row(i, 0, "exact_match", 0.2 * i, trial=-1))
+        rows.append(_row(i, 0, "exact_match", 0.2 * i + 0.1, trial=0))
+        rows.append(_row(i, 0, "exact_match", 0.2 * i - 0.1, trial=1))
+        rows.append(_row(i, 0, "exact_match", 0.9, trial=2))
+    out = analyze_results(pd.DataFrame(rows), FAST)
+    assert out["entries"][0]["curves"]["n_params"]["mean"] == pytest.approx([0.0, 0.2, 0.4, 0.6])
