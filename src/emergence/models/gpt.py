@@ -91,6 +91,9 @@ class KVCache:
 
     Each layer holds K and V of shape (B, H, length, Dh). `GPT.forward(idx, cache=c)` reads them, appends the
     new positions and advances `length`; positions of the new tokens continue from `length`.
+
+    The tensors are never written in place: `append` concatenates into new memory. That is what makes
+    `clone` and `expand` cheap (they share the prefix tensors) and keeps a cache usable under autograd.
     """
 
     def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], length: int = 0) -> None:
@@ -121,6 +124,8 @@ class KVCache:
         """A cache of `batch_size` rows sharing this batch-1 prefix (views, no copy until the next append)."""
         if self.batch_size == batch_size:
             return self.clone()
+        if batch_size < 1:
+            raise ValueError(f"expand: batch_size must be positive, got {batch_size}")
         if self.batch_size != 1:
             raise ValueError(
                 f"expand: only a batch-1 cache can be expanded, this one has {self.batch_size} rows"
@@ -134,8 +139,8 @@ class KVCache:
         )
 
     def clone(self) -> KVCache:
-        """An independent copy (appending to one does not change the other)."""
-        return KVCache([k.clone() for k in self.keys], [v.clone() for v in self.values], self.length)
+        """An independent cache: appending to one does not change the other (prefix tensors are shared)."""
+        return KVCache(list(self.keys), list(self.values), self.length)
 
 
 class LayerNorm(nn.Module):

@@ -253,6 +253,7 @@ def test_kv_cache_expand_shares_a_prefix_and_clone_is_independent() -> None:
     base = model.new_cache(1)
     model(prefix, cache=base)
     snapshot = base.clone()
+    before = [k.clone() for k in base.keys] + [v.clone() for v in base.values]
     wide = base.expand(4)
     assert wide.batch_size == 4 and wide.length == 7
     torch.testing.assert_close(model(rest, cache=wide), full[:, 7:], atol=1e-5, rtol=1e-5)
@@ -262,9 +263,12 @@ def test_kv_cache_expand_shares_a_prefix_and_clone_is_independent() -> None:
     torch.testing.assert_close(torch.cat(steps, dim=1), full[:, 7:], atol=1e-5, rtol=1e-5)
     # The batch-1 prefix was not touched by either expanded use; the clone diverges independently.
     assert base.length == 7 and base.keys[0].shape == (1, 2, 7, 8)
-    torch.testing.assert_close(base.keys[1], snapshot.keys[1])
+    for old, now in zip(before, base.keys + base.values, strict=True):
+        assert torch.equal(old, now)
     model(rest[:1], cache=snapshot)
     assert snapshot.length == 12 and base.length == 7
+    assert snapshot.keys[0].shape[2] == 12 and base.keys[0].shape[2] == 7
+    torch.testing.assert_close(model(rest[:1, :1], cache=base), full[:1, 7:8], atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="batch-1"):
         wide.expand(8)
 
