@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.fixtures.study_factory import make_study
 
 from emergence.report import render_report
+from tests.fixtures.study_factory import make_study
 
 pytestmark = pytest.mark.browser
 
@@ -69,11 +69,15 @@ class DevToolsPipe:
             os.dup2(hi_r, 3)  # dup2 clears close-on-exec: Chromium inherits fds 3 and 4
             os.dup2(hi_w, 4)
 
+        # Chromium's log goes to a file: an unread stderr pipe could fill up and stall the browser.
+        user_data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = user_data_dir.parent / "chromium.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115  # closed in close()
         self.proc = subprocess.Popen(
             [browser, *FLAGS, f"--user-data-dir={user_data_dir}", "about:blank"],
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             preexec_fn=child_fds,
             close_fds=False,
         )
@@ -117,11 +121,11 @@ class DevToolsPipe:
             left = deadline - time.monotonic()
             ready, _, _ = select.select([self._in], [], [], max(left, 0))
             if not ready:
-                raise TimeoutError("no reply from Chromium")
+                raise TimeoutError(f"no reply from Chromium within {timeout:.0f} s (log: {self.log_path})")
             chunk = os.read(self._in, 1 << 20)
             if not chunk:
-                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-                raise RuntimeError(f"Chromium closed the pipe: {err[-2000:]}")
+                log = self.log_path.read_text(errors="replace")
+                raise RuntimeError(f"Chromium closed the pipe; its log ends: {log[-2000:]}")
             self._buf += chunk
         raw, self._buf = self._buf.split(b"\0", 1)
         return json.loads(raw)
@@ -137,8 +141,7 @@ class DevToolsPipe:
             self.proc.wait()
         for fd in (self._out, self._in):
             os.close(fd)
-        if self.proc.stderr:
-            self.proc.stderr.close()
+        self._log.close()
 
 
 # Run in the page after load: decode every image and report which ones failed.
@@ -156,12 +159,28 @@ CHECK_IMAGES = """
 """
 
 
-def test_report_loads_in_chromium(tmp_path: Path) -> None:
+def require_browser() -> str:
+    """The browser's path; without one, skip — or fail when EMERGENCE_REQUIRE_BROWSER=1 (CI)."""
     browser = find_browser()
     if browser is None:
         if os.environ.get("EMERGENCE_REQUIRE_BROWSER") == "1":
             pytest.fail("EMERGENCE_REQUIRE_BROWSER=1 but no chromium/chrome was found")
         pytest.skip("no chromium/chrome on PATH")
+    return browser
+
+
+def test_missing_browser_skips_unless_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(f"{__name__}.find_browser", lambda: None)
+    monkeypatch.delenv("EMERGENCE_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        require_browser()
+    monkeypatch.setenv("EMERGENCE_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="EMERGENCE_REQUIRE_BROWSER"):
+        require_browser()
+
+
+def test_report_loads_in_chromium(tmp_path: Path) -> None:
+    browser = require_browser()
     study = make_study(tmp_path / "study")
     page = render_report(study)
     n_figures = len(list((study / "figures").glob("*.png")))

@@ -236,3 +236,21 @@ def test_environment_keys_are_normalised() -> None:
 def test_importing_environment_does_not_load_matplotlib() -> None:
     code = "import sys, emergence.report.environment; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_report_of_a_study_without_results_rows_or_run_dirs(tmp_path: Path) -> None:
+    # Every run failed before its first evaluation: the page still says what happened.
+    study = tmp_path / "s"
+    (study / "runs" / "r1").mkdir(parents=True)
+    columns = ["run_id", "member", "n_params", "seed", "step", "task", "metric", "value"]
+    pd.DataFrame(
+        {c: pd.Series([], dtype=float if c in ("n_params", "value") else object) for c in columns}
+    ).to_parquet(study / "results.parquet")
+    (study / "runs" / "r1" / "status.json").write_text(
+        '{"state": "failed", "member": "s", "seed": 0, "error": "ValueError: bad width", "wall_s": 1.5}'
+    )
+    html = render_report(study).read_text(encoding="utf-8")
+    assert "results.parquet has no rows yet" in html
+    assert "ValueError: bad width" in html and "1 failed" in html
+    assert "No study.yaml in this study" in html
+    assert "<img " not in html
