@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emergence.analysis.emergence import (
     AnalysisConfig,
@@ -284,3 +286,29 @@ def test_trial_rows_are_not_double_counted() -> None:
         rows.append(_row(i, 0, "exact_match", 0.9, trial=2))
     out = analyze_results(pd.DataFrame(rows), FAST)
     assert out["entries"][0]["curves"]["n_params"]["mean"] == pytest.approx([0.0, 0.2, 0.4, 0.6])
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    n_members=st.integers(1, 5),
+    n_seeds=st.integers(1, 3),
+    steps=st.lists(st.sampled_from([0, 10, 100, 1000]), min_size=1, max_size=3, unique=True),
+    metric=st.sampled_from(["exact_match", "brier", "answer_logprob", "something_new"]),
+    values=st.lists(st.one_of(st.floats(-5, 5), st.just(float("nan"))), min_size=1, max_size=8),
+    nan_scale=st.booleans(),
+)
+def test_any_small_input_gives_plain_json(
+    n_members: int, n_seeds: int, steps: list[int], metric: str, values: list[float], nan_scale: bool
+) -> None:
+    rows, k = [], 0
+    for i in range(n_members):
+        for s in range(n_seeds):
+            for step in steps:
+                rows.append(_row(i, s, metric, values[k % len(values)], step=step))
+                k += 1
+    df = pd.DataFrame(rows)
+    if nan_scale:
+        df.loc[df.index[::2], "n_params"] = np.nan
+    out = analyze_results(df, AnalysisConfig(n_boot=5))
+    json.dumps(out, allow_nan=False)
+    assert {t["verdict"] for t in out["tasks"]} <= {"emergent", "mirage", "smooth", "absent", "inconclusive"}
