@@ -364,7 +364,9 @@ def classify(bb: dict[str, Any], fit: dict[str, Any], axis: str, cfg: AnalysisCo
 # ----------------------------------------------------------------------------------------- prediction
 
 
-def predict_holdout(x: np.ndarray, y: np.ndarray, cfg: AnalysisConfig) -> dict[str, Any]:
+def predict_holdout(
+    x: np.ndarray, y: np.ndarray, cfg: AnalysisConfig, members: dict[float, str] | None = None
+) -> dict[str, Any]:
     """Fit on all but the largest `holdout` scale points and predict them, with a bootstrap interval."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     keep = np.isfinite(x) & np.isfinite(y) & (x > 0)
@@ -430,6 +432,7 @@ def predict_holdout(x: np.ndarray, y: np.ndarray, cfg: AnalysisConfig) -> dict[s
         status="ok",
         model=result.best,
         x=[float(v) for v in test_x],
+        members=[(members or {}).get(float(v), "") for v in test_x],
         predicted=[_num(p) for p in pred],
         measured=measured,
         abs_error=[_num(abs(p - m)) for p, m in zip(pred, measured, strict=True)],
@@ -640,7 +643,7 @@ def _entry(
         if axis == cfg.primary_axis:
             low, high = lo_a, hi_a
         bb[axis] = bigbench_block(curve, lo_a, hi_a, spec, cfg)
-        pred[axis] = predict_holdout(px, py, cfg)
+        pred[axis] = predict_holdout(px, py, cfg, dict(zip(curve["x"], curve["members"], strict=True)))
     time_col = cfg.time_axis
     curves[time_col] = []
     fits_step: dict[str, Any] = {}

@@ -142,6 +142,7 @@ def test_curves_scale_and_training_time() -> None:
     assert steps[0]["x"] == [10.0, 100.0, 1000.0]
     assert set(e["fits_step"]) == {"m0", "m1", "m2", "m3"}
     assert e["curves"]["flops"]["x"][0] == pytest.approx(6 * N[0] * 1000 * 512)
+    assert e["prediction"]["n_params"]["status"] == "ok" and e["prediction"]["n_params"]["members"] == ["m3"]
 
 
 def test_prediction_of_the_largest_model() -> None:
@@ -150,7 +151,7 @@ def test_prediction_of_the_largest_model() -> None:
     y = 0.1 * u - 0.2 + rng.normal(0, 0.01, u.size)
     pred = predict_holdout(10**u, y, AnalysisConfig(n_boot=100))
     assert pred["status"] == "ok" and pred["model"] == "line" and pred["n_fit"] == 8
-    assert pred["x"] == [pytest.approx(1e8)]
+    assert pred["x"] == [pytest.approx(1e8)] and pred["members"] == [""]
     assert pred["predicted"][0] == pytest.approx(0.6, abs=0.03)
     assert pred["abs_error"][0] == pytest.approx(abs(pred["predicted"][0] - pred["measured"][0]))
     assert pred["abs_error"][0] < 0.03 and pred["in_interval"] == [True]
