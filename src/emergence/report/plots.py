@@ -11,6 +11,7 @@ Conventions shared by every figure:
 from __future__ import annotations
 
 import io as _io
+import itertools
 import math
 import textwrap
 from collections.abc import Iterator, Mapping, Sequence
@@ -348,6 +349,9 @@ def _step_axis(ax: plt.Axes, steps: pd.Series) -> None:
         ticks = [0.0, first, *(t for t in (10.0**k for k in decades) if t <= last)]
         if last >= 2 * ticks[-1]:
             ticks.append(last)  # the final step, when no power of ten sits near it
+        checkpoints = sorted({float(v) for v in positive})
+        if len(checkpoints) <= 8 and all(b >= 1.8 * a for a, b in itertools.pairwise(checkpoints)):
+            ticks = [0.0, *checkpoints]  # few, well-spread checkpoints: label each one
         ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0f}" if v < 1e4 else format_count(v)))
