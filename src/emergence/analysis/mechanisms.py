@@ -346,5 +346,36 @@ def measure_checkpoint(
             out["attribution"] = attr
     finally:
         model.train(was_training)
+    out["summary"] = summarise(out)
     out["timing_s"] = timing
     return _jsonable(out)
+
+
+def summarise(result: dict[str, Any]) -> dict[str, Any]:
+    """Headline numbers of a measurement, for plots against scale and training step (null when not measured).
+
+    Avalanche numbers are those of the middle subsample size (`n_ref`), beside the same fit on the null.
+    """
+    heads, crit, jac = result.get("heads", {}), result.get("criticality", {}), result.get("jacobian", {})
+    scan, null = crit.get("subsample", []), crit.get("null", [])
+    ref = scan[len(scan) // 2] if scan else {}
+    ref_null = next((r for r in null if r["n_neurons"] == ref.get("n_neurons")), {})
+    br = crit.get("branching", {})
+    return {
+        "max_induction": heads.get("max_induction"),
+        "max_previous_token": heads.get("max_previous_token"),
+        "n_induction_heads": heads.get("n_induction_heads"),
+        "icl_score": heads.get("icl", {}).get("score"),
+        "n_ref": ref.get("n_neurons"),
+        "tau_s": ref.get("size", {}).get("alpha"),
+        "tau_t": ref.get("duration", {}).get("alpha"),
+        "size_verdict": ref.get("size", {}).get("verdict"),
+        "crackling_error": ref.get("crackling", {}).get("relative_error"),
+        "null_tau_s": ref_null.get("size", {}).get("alpha"),
+        "branching_m": br.get("m"),
+        "branching_m_stderr": br.get("m_stderr"),
+        "chi_mean_rest": jac.get("chi_mean_rest"),
+        "chi_branch_mean_rest": jac.get("chi_branch_mean_rest"),
+        "lyapunov": jac.get("lyapunov"),
+        "apjn_shape": jac.get("apjn_growth", {}).get("shape"),
+    }

@@ -50,6 +50,9 @@ def test_measure_checkpoint_returns_the_documented_schema() -> None:
     assert len(ab["heads"]) == 2 and len(ab["mlps"]) == 2 and len(ab["head_pruning"]) == 3
     assert out["attribution"]["addition"][0]["html"].startswith("<div")
     assert len(out["neurons"]["layers"]) == 2
+    summary = out["summary"]
+    assert summary["n_ref"] == 32 and summary["max_induction"] == h["max_induction"]
+    assert summary["lyapunov"] == out["jacobian"]["lyapunov"]
 
 
 def test_attention_only_model_skips_mlp_measurements() -> None:
