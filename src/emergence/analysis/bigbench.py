@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -86,3 +87,43 @@ def breakthroughness(
     """B = I(y) / root-median-square of successive differences, and whether it was clipped at ±max_b."""
     s = smoothness(y, max_b=max_b)
     return s.breakthroughness, s.clipped
+
+
+def score_block(
+    x: Sequence[float],
+    means: Sequence[float | None],
+    low: float | None,
+    high: float | None,
+    flipped: bool,
+    max_b: float = DEFAULT_MAX_BREAKTHROUGHNESS,
+) -> dict[str, Any]:
+    """The analysis.json "BigBench" block: normalised scores of scale-sorted means, and I, L, B."""
+    out: dict[str, Any] = {
+        "status": "ok",
+        "x": list(x),
+        "scores": [None] * len(x),
+        "low": low,
+        "high": high,
+        "flipped": flipped,
+        "improvement": None,
+        "linearity": None,
+        "breakthroughness": None,
+        "clipped": False,
+    }
+    if low is None or high is None or low == high:
+        out["status"] = "degenerate"
+        return out
+    scores = normalised_score(np.array([np.nan if m is None else m for m in means], float), low, high)
+    out["scores"] = [float(v) if math.isfinite(v) else None for v in scores]
+    finite = scores[np.isfinite(scores)]
+    if finite.size < 2:
+        out["status"] = "not_enough_data"
+        return out
+    sm = smoothness(finite, max_b=max_b)
+    out.update(
+        improvement=sm.improvement,
+        linearity=sm.linearity,
+        breakthroughness=sm.breakthroughness,
+        clipped=sm.clipped,
+    )
+    return out

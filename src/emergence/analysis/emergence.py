@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from emergence.analysis import bigbench, fits
+from emergence.analysis import bigbench, fits, scaling
 from emergence.config import from_dict, to_dict
 from emergence.errors import UserError
 from emergence.io import read_json, write_json
@@ -246,42 +246,6 @@ def resolve_bounds(
     return low, high
 
 
-def bigbench_block(
-    curve: dict[str, Any], low: float | None, high: float | None, spec: MetricSpec, cfg: AnalysisConfig
-) -> dict[str, Any]:
-    """BigBench block: normalised scores of the curve's means and I, L, B (REFERENCES §1)."""
-    out: dict[str, Any] = {
-        "status": "ok",
-        "x": curve["x"],
-        "scores": [None] * len(curve["x"]),
-        "low": low,
-        "high": high,
-        "flipped": not spec.higher_is_better,
-        "improvement": None,
-        "linearity": None,
-        "breakthroughness": None,
-        "clipped": False,
-    }
-    means = np.array([np.nan if m is None else m for m in curve["mean"]], float)
-    if low is None or high is None or low == high:
-        out["status"] = "degenerate"
-        return out
-    scores = bigbench.normalised_score(means, low, high)
-    out["scores"] = [_num(s) for s in scores]
-    finite = scores[np.isfinite(scores)]
-    if finite.size < 2:
-        out["status"] = "not_enough_data"
-        return out
-    sm = bigbench.smoothness(finite, max_b=cfg.max_breakthroughness)
-    out.update(
-        improvement=sm.improvement,
-        linearity=sm.linearity,
-        breakthroughness=sm.breakthroughness,
-        clipped=sm.clipped,
-    )
-    return out
-
-
 # ------------------------------------------------------------------------------------------------ verdict
 
 
@@ -362,135 +326,6 @@ def classify(bb: dict[str, Any], fit: dict[str, Any], axis: str, cfg: AnalysisCo
 
 
 # ----------------------------------------------------------------------------------------- prediction
-
-
-def predict_holdout(
-    x: np.ndarray, y: np.ndarray, cfg: AnalysisConfig, members: dict[float, str] | None = None
-) -> dict[str, Any]:
-    """Fit on all but the largest `holdout` scale points and predict them, with a bootstrap interval."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    keep = np.isfinite(x) & np.isfinite(y) & (x > 0)
-    x, y = x[keep], y[keep]
-    ux = np.unique(x)
-    out: dict[str, Any] = {
-        "status": "not_enough_data",
-        "reason": None,
-        "model": None,
-        "n_fit": 0,
-        "x": [],
-        "members": [],
-        "predicted": [],
-        "measured": [],
-        "abs_error": [],
-        "interval": [],
-        "in_interval": [],
-        "level": cfg.ci,
-    }
-    n_fit = ux.size - cfg.holdout
-    out["n_fit"] = max(n_fit, 0)
-    if n_fit < cfg.min_points:
-        out["reason"] = (
-            f"{max(n_fit, 0)} scale points left after holding out {cfg.holdout} (need {cfg.min_points})"
-        )
-        return out
-    cut = ux[n_fit - 1]
-    train, test_x = x <= cut, ux[n_fit:]
-    result = fits.fit_curve(x[train], y[train], criterion=cfg.criterion, max_k=cfg.max_k)
-    if result.best is None:
-        out.update(status="failed", reason=result.reason)
-        return out
-    model = result.models[result.best]
-    u_tr, y_tr, u_te = np.log10(x[train]), y[train], np.log10(test_x)
-    pred = model.predict(u_te)
-    resid = y_tr - model.predict(u_tr)
-    rng = np.random.default_rng(cfg.seed)
-    seeds_vary = any(np.sum(u_tr == v) > 1 for v in np.unique(u_tr))
-    if cfg.n_boot <= 0:
-        sims = np.empty((0, u_te.size))
-    else:
-        if seeds_vary:  # bootstrap over seeds within each scale point, as observation weights
-            ws = fits.bootstrap_weights(u_tr, cfg.n_boot, rng)
-            ys = np.broadcast_to(y_tr, ws.shape)
-        else:  # one seed per point: residual bootstrap
-            ys = model.predict(u_tr)[None, :] + rng.choice(resid, size=(cfg.n_boot, resid.size), replace=True)
-            ws = np.ones_like(ys)
-        if result.status == "constant":
-            sims = np.broadcast_to(pred, (cfg.n_boot, u_te.size))
-        else:
-            params, ok = fits.batch_fit(result.best, u_tr, ys, ws, cfg.max_k)
-            sims = fits.batch_predict(result.best, params, u_te)[ok]
-        # Add one residual draw: the interval is for a new measurement, not only for the mean.
-        sims = sims + rng.choice(resid, size=sims.shape, replace=True)
-    a = (1.0 - cfg.ci) / 2.0
-    if len(sims) >= 2:
-        q = np.quantile(sims, [a, 1.0 - a], axis=0)  # (2, n_test)
-        interval = [[_num(q[0, i]), _num(q[1, i])] for i in range(u_te.size)]
-    else:
-        interval = [[None, None] for _ in range(u_te.size)]
-    measured = [float(np.mean(y[x == v])) for v in test_x]
-    out.update(
-        status="ok",
-        model=result.best,
-        x=[float(v) for v in test_x],
-        members=[(members or {}).get(float(v), "") for v in test_x],
-        predicted=[_num(p) for p in pred],
-        measured=measured,
-        abs_error=[_num(abs(p - m)) for p, m in zip(pred, measured, strict=True)],
-        interval=interval,
-        in_interval=[
-            None if iv[0] is None or iv[1] is None else bool(iv[0] <= m <= iv[1])
-            for iv, m in zip(interval, measured, strict=True)
-        ],
-    )
-    return out
-
-
-def passuntil_check(
-    x: list[float], means: list[float | None], axis: str, cfg: AnalysisConfig
-) -> dict[str, Any]:
-    """Hu et al. 2023: log(−log PU) = log c − α·log N is linear under a scaling law; concave = accelerated."""
-    out: dict[str, Any] = {
-        "status": "undefined",
-        "reason": None,
-        "axis": axis,
-        "alpha": None,
-        "log_c": None,
-        "r2": None,
-        "curvature": None,
-        "accelerated": None,
-        "x": [],
-        "y": [],
-    }
-    pairs = [(xv, m) for xv, m in zip(x, means, strict=True) if m is not None and xv > 0]
-    if any(not 0.0 < m < 1.0 for _, m in pairs):
-        out["reason"] = "a pass rate at 0 or 1 has no log(−log PU)"
-        return out
-    if len(pairs) < cfg.min_points:
-        out.update(status="not_enough_data", reason=f"{len(pairs)} points (need {cfg.min_points})")
-        return out
-    ln_n = np.log([p[0] for p in pairs])
-    z = np.log(-np.log([p[1] for p in pairs]))
-    slope, intercept = np.polyfit(ln_n, z, 1)
-    rss1 = float(np.sum((z - (intercept + slope * ln_n)) ** 2))
-    tss = float(np.sum((z - z.mean()) ** 2))
-    out.update(
-        status="ok",
-        alpha=float(-slope),
-        log_c=float(intercept),
-        r2=_num(1 - rss1 / tss) if tss > 0 else None,
-        x=[float(p[0]) for p in pairs],
-        y=[float(v) for v in z],
-    )
-    if len(pairs) >= 4:
-        coef = np.polyfit(ln_n, z, 2)
-        rss2 = float(np.sum((z - np.polyval(coef, ln_n)) ** 2))
-        n = len(pairs)
-        floor = 1e-12 * (tss + 1e-12)
-        aic1 = n * math.log(max(rss1, floor) / n) + 2 * 3
-        aic2 = n * math.log(max(rss2, floor) / n) + 2 * 4
-        out["curvature"] = float(coef[0])
-        out["accelerated"] = bool(coef[0] < 0 and aic1 - aic2 >= cfg.min_delta_aic)
-    return out
 
 
 def predict_exact_match(p: float | np.ndarray, length: int | np.ndarray) -> np.ndarray:
@@ -642,8 +477,21 @@ def _entry(
         lo_a, hi_a = resolve_bounds(spec, curve["mean"], final)
         if axis == cfg.primary_axis:
             low, high = lo_a, hi_a
-        bb[axis] = bigbench_block(curve, lo_a, hi_a, spec, cfg)
-        pred[axis] = predict_holdout(px, py, cfg, dict(zip(curve["x"], curve["members"], strict=True)))
+        bb[axis] = bigbench.score_block(
+            curve["x"], curve["mean"], lo_a, hi_a, not spec.higher_is_better, cfg.max_breakthroughness
+        )
+        pred[axis] = fits.predict_holdout(
+            px,
+            py,
+            holdout=cfg.holdout,
+            min_points=cfg.min_points,
+            criterion=cfg.criterion,
+            max_k=cfg.max_k,
+            n_boot=cfg.n_boot,
+            ci=cfg.ci,
+            seed=cfg.seed,
+            members=dict(zip(curve["x"], curve["members"], strict=True)),
+        )
     time_col = cfg.time_axis
     curves[time_col] = []
     fits_step: dict[str, Any] = {}
@@ -669,10 +517,11 @@ def _entry(
     curves[time_col].sort(key=lambda c: order.get(c["label"], len(order)))
     primary = curves[cfg.primary_axis]
     if spec.kind == "discontinuous":
-        pu = passuntil_check(primary["x"], primary["mean"], cfg.primary_axis, cfg)
+        pu = scaling.passuntil_fit(primary["x"], primary["mean"], cfg.min_points, cfg.min_delta_aic)
     else:
-        pu = passuntil_check([], [], cfg.primary_axis, cfg)
+        pu = scaling.passuntil_fit([], [], cfg.min_points, cfg.min_delta_aic)
         pu.update(status="undefined", reason="defined for pass-rate (discontinuous) metrics only")
+    pu = {"axis": cfg.primary_axis, **pu}
     return {
         "task": str(task),
         "shots": int(shots),

@@ -576,3 +576,91 @@ def fit_to_json(
         "n_boot_ok": n_ok,
     }
     return out
+
+
+def predict_holdout(
+    x: np.ndarray,
+    y: np.ndarray,
+    holdout: int = 1,
+    min_points: int = 3,
+    criterion: Criterion = "auto",
+    max_k: float = 50.0,
+    n_boot: int = 200,
+    ci: float = 0.9,
+    seed: int = 0,
+    members: dict[float, str] | None = None,
+) -> dict[str, Any]:
+    """Fit on all but the largest `holdout` scale points and predict them, with a bootstrap interval."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = np.isfinite(x) & np.isfinite(y) & (x > 0)
+    x, y = x[keep], y[keep]
+    ux = np.unique(x)
+    out: dict[str, Any] = {
+        "status": "not_enough_data",
+        "reason": None,
+        "model": None,
+        "n_fit": 0,
+        "x": [],
+        "members": [],
+        "predicted": [],
+        "measured": [],
+        "abs_error": [],
+        "interval": [],
+        "in_interval": [],
+        "level": ci,
+    }
+    n_fit = ux.size - holdout
+    out["n_fit"] = max(n_fit, 0)
+    if n_fit < min_points:
+        out["reason"] = f"{max(n_fit, 0)} scale points left after holding out {holdout} (need {min_points})"
+        return out
+    cut = ux[n_fit - 1]
+    train, test_x = x <= cut, ux[n_fit:]
+    result = fit_curve(x[train], y[train], criterion=criterion, max_k=max_k)
+    if result.best is None:
+        out.update(status="failed", reason=result.reason)
+        return out
+    model = result.models[result.best]
+    u_tr, y_tr, u_te = np.log10(x[train]), y[train], np.log10(test_x)
+    pred = model.predict(u_te)
+    resid = y_tr - model.predict(u_tr)
+    rng = np.random.default_rng(seed)
+    seeds_vary = any(np.sum(u_tr == v) > 1 for v in np.unique(u_tr))
+    if n_boot <= 0:
+        sims = np.empty((0, u_te.size))
+    else:
+        if seeds_vary:  # bootstrap over seeds within each scale point, as observation weights
+            ws = bootstrap_weights(u_tr, n_boot, rng)
+            ys = np.broadcast_to(y_tr, ws.shape)
+        else:  # one seed per point: residual bootstrap
+            ys = model.predict(u_tr)[None, :] + rng.choice(resid, size=(n_boot, resid.size), replace=True)
+            ws = np.ones_like(ys)
+        if result.status == "constant":
+            sims = np.broadcast_to(pred, (n_boot, u_te.size))
+        else:
+            params, ok = batch_fit(result.best, u_tr, ys, ws, max_k)
+            sims = batch_predict(result.best, params, u_te)[ok]
+        # Add one residual draw: the interval is for a new measurement, not only for the mean.
+        sims = sims + rng.choice(resid, size=sims.shape, replace=True)
+    a = (1.0 - ci) / 2.0
+    if len(sims) >= 2:
+        q = np.quantile(sims, [a, 1.0 - a], axis=0)  # (2, n_test)
+        interval = [[_finite(q[0, i]), _finite(q[1, i])] for i in range(u_te.size)]
+    else:
+        interval = [[None, None] for _ in range(u_te.size)]
+    measured = [float(np.mean(y[x == v])) for v in test_x]
+    out.update(
+        status="ok",
+        model=result.best,
+        x=[float(v) for v in test_x],
+        members=[(members or {}).get(float(v), "") for v in test_x],
+        predicted=[_finite(p) for p in pred],
+        measured=measured,
+        abs_error=[_finite(abs(p - m)) for p, m in zip(pred, measured, strict=True)],
+        interval=interval,
+        in_interval=[
+            None if iv[0] is None or iv[1] is None else bool(iv[0] <= m <= iv[1])
+            for iv, m in zip(interval, measured, strict=True)
+        ],
+    )
+    return out

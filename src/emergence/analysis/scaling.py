@@ -1,6 +1,7 @@
 """Loss scaling laws: Kaplan et al. 2020 `L(N) = (N_c/N)^α` and Chinchilla `L(N, D) = E + A/N^α + B/D^β`.
 
-REFERENCES §5. Published constants do not transfer across data and tokenizers, so we fit our own:
+REFERENCES §5 (and §4 for PassUntil). Published constants do not transfer across data and tokenizers, so we
+fit our own:
 
 - Kaplan: a straight line in log-log space, log L = α·log N_c − α·log N (α ≈ 0.076 on non-embedding parameters
   in the paper); R² is that of the log-log line.
@@ -9,12 +10,15 @@ REFERENCES §5. Published constants do not transfer across data and tokenizers, 
   B = e^b, E = e^e, by L-BFGS, started from the best cells of an (α, β) grid where (E, A, B) solve a
   non-negative least-squares problem (the objective has many local minima). R² is reported on log L. Needs at
   least two distinct D (and N), else E and B/D^β cannot be told apart.
+- PassUntil (Hu et al. 2023): a pass rate PU(N) ≈ exp(−c N^(−α)) makes log(−log PU) linear in log N; concave
+  deviation signals "accelerated emergence".
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,3 +194,58 @@ def fit_chinchilla(n: np.ndarray, d: np.ndarray, loss: np.ndarray, delta: float 
     fit = ChinchillaFit("ok", math.exp(e), math.exp(a), math.exp(b), al, be, None, int(n.size))
     r2 = _r2(y, np.log(fit.predict(n, d)))
     return ChinchillaFit("ok", fit.E, fit.A, fit.B, al, be, r2, int(n.size))
+
+
+def passuntil_fit(
+    x: Sequence[float], pass_rates: Sequence[float | None], min_points: int = 3, min_delta_aic: float = 4.0
+) -> dict[str, Any]:
+    """Hu et al. 2023: log(−log PU) = log c − α·log N is linear under a scaling law; concave = accelerated.
+
+    `accelerated` needs ≥ 4 points: the quadratic in log N has negative curvature and beats the line by
+    `min_delta_aic` (plain AIC, k = 3 and 4 with the noise variance).
+    """
+    out: dict[str, Any] = {
+        "status": "undefined",
+        "reason": None,
+        "alpha": None,
+        "log_c": None,
+        "r2": None,
+        "curvature": None,
+        "accelerated": None,
+        "x": [],
+        "y": [],
+    }
+    pairs = [(xv, m) for xv, m in zip(x, pass_rates, strict=True) if m is not None and xv > 0]
+    if any(not 0.0 < m < 1.0 for _, m in pairs):
+        out["reason"] = "a pass rate at 0 or 1 has no log(−log PU)"
+        return out
+    if len(pairs) < min_points:
+        out.update(status="not_enough_data", reason=f"{len(pairs)} points (need {min_points})")
+        return out
+    ln_n = np.log([p[0] for p in pairs])
+    z = np.log(-np.log([p[1] for p in pairs]))
+    slope, intercept = np.polyfit(ln_n, z, 1)
+    rss1 = float(np.sum((z - (intercept + slope * ln_n)) ** 2))
+    tss = float(np.sum((z - z.mean()) ** 2))
+    out.update(
+        status="ok",
+        alpha=float(-slope),
+        log_c=float(intercept),
+        r2=_finite(1 - rss1 / tss) if tss > 0 else None,
+        x=[float(p[0]) for p in pairs],
+        y=[float(v) for v in z],
+    )
+    if len(pairs) >= 4:
+        coef = np.polyfit(ln_n, z, 2)
+        rss2 = float(np.sum((z - np.polyval(coef, ln_n)) ** 2))
+        n = len(pairs)
+        floor = 1e-12 * (tss + 1e-12)
+        aic1 = n * math.log(max(rss1, floor) / n) + 2 * 3
+        aic2 = n * math.log(max(rss2, floor) / n) + 2 * 4
+        out["curvature"] = float(coef[0])
+        out["accelerated"] = bool(coef[0] < 0 and aic1 - aic2 >= min_delta_aic)
+    return out
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if math.isfinite(v) else None

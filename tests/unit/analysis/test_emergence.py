@@ -18,10 +18,10 @@ from emergence.analysis.emergence import (
     analyze_results,
     analyze_study,
     load_config,
-    passuntil_check,
     predict_exact_match,
-    predict_holdout,
 )
+from emergence.analysis.fits import predict_holdout
+from emergence.analysis.scaling import passuntil_fit
 from emergence.errors import UserError
 
 N = np.logspace(4, 8, 9)  # nine members, half a decade apart
@@ -149,7 +149,7 @@ def test_prediction_of_the_largest_model() -> None:
     rng = np.random.default_rng(3)
     u = np.repeat(np.log10(N), 3)
     y = 0.1 * u - 0.2 + rng.normal(0, 0.01, u.size)
-    pred = predict_holdout(10**u, y, AnalysisConfig(n_boot=100))
+    pred = predict_holdout(10**u, y, n_boot=100)
     assert pred["status"] == "ok" and pred["model"] == "line" and pred["n_fit"] == 8
     assert pred["x"] == [pytest.approx(1e8)] and pred["members"] == [""]
     assert pred["predicted"][0] == pytest.approx(0.6, abs=0.03)
@@ -157,25 +157,25 @@ def test_prediction_of_the_largest_model() -> None:
     assert pred["abs_error"][0] < 0.03 and pred["in_interval"] == [True]
     # A jump at the largest model is not predictable from the smaller ones: large error, outside the interval.
     y2 = np.where(u > 7.9, 0.95, 0.02 + rng.normal(0, 0.005, u.size))
-    pred2 = predict_holdout(10**u, y2, AnalysisConfig(n_boot=100))
+    pred2 = predict_holdout(10**u, y2, n_boot=100)
     assert pred2["abs_error"][0] > 0.5 and pred2["in_interval"] == [False]
-    short = predict_holdout(10 ** u[:9], y[:9], AnalysisConfig(n_boot=10))
+    short = predict_holdout(10 ** u[:9], y[:9], n_boot=10)
     assert short["status"] == "not_enough_data"
 
 
 def test_passuntil_linear_for_a_scaling_law() -> None:
     c, alpha = 50.0, 0.3
     pu = np.exp(-c * N**-alpha)
-    out = passuntil_check(list(N), list(pu), "n_params", AnalysisConfig())
+    out = passuntil_fit(list(N), list(pu))
     assert out["status"] == "ok"
     assert out["alpha"] == pytest.approx(alpha, abs=1e-6)
     assert out["log_c"] == pytest.approx(math.log(c), abs=1e-6)
     assert out["r2"] == pytest.approx(1.0) and out["accelerated"] is False
     # Faster than the law at the top (concave in log N): accelerated emergence.
     z = math.log(c) - alpha * np.log(N) - 0.05 * (np.log(N) - np.log(N[0])) ** 2
-    acc = passuntil_check(list(N), list(np.exp(-np.exp(z))), "n_params", AnalysisConfig())
+    acc = passuntil_fit(list(N), list(np.exp(-np.exp(z))))
     assert acc["curvature"] < 0 and acc["accelerated"] is True
-    undefined = passuntil_check([1e4, 1e5, 1e6], [0.0, 0.5, 1.0], "n_params", AnalysisConfig())
+    undefined = passuntil_fit([1e4, 1e5, 1e6], [0.0, 0.5, 1.0])
     assert undefined["status"] == "undefined"
 
 
