@@ -88,7 +88,9 @@ def test_lora_trains_only_adapters_and_head() -> None:
     for k, v in before.items():
         name = k.replace("attn.qkv.", "attn.qkv.base.").replace("mlp.fc_out.", "mlp.fc_out.base.")
         assert torch.equal(after[name], v), f"{k} changed"
-    assert any(float(p.detach().abs().sum()) > 0 for p in adapters if p.shape[1] == 2)  # B moved away from zero
+    assert any(
+        float(p.detach().abs().sum()) > 0 for p in adapters if p.shape[1] == 2
+    )  # B moved away from zero
     assert set(lora_state_dict(model)) == {n for n, _ in model.named_parameters() if "lora_" in n}
 
 
