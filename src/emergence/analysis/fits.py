@@ -220,7 +220,7 @@ def fit_sigmoid(u: np.ndarray, y: np.ndarray, max_k: float = 50.0, n_starts: int
     # Plateaus within half the observed range beyond the data: otherwise an exponential-looking curve is
     # fitted by the foot of a sigmoid whose midpoint (the "threshold") sits at the edge, under a fake plateau.
     y_span = float(np.ptp(y)) or 1.0
-    y_lb, y_ub = float(y.min()) - PLATEAU_MARGIN * y_span, float(y.max()) + PLATEAU_MARGIN * y_span
+    y_lb, y_ub = plateau_bounds(y)
     # k is per decade of x; a decreasing curve is a sigmoid with hi < lo, so k > 0 suffices.
     k_min = min(0.5 / span, max_k)
     lk_lo, lk_hi = math.log(k_min), math.log(max_k)
@@ -235,8 +235,8 @@ def fit_sigmoid(u: np.ndarray, y: np.ndarray, max_k: float = 50.0, n_starts: int
             rss = np.where(outside, np.inf, rss)
         return uu0, kk, coef, rss
 
-    # Coarse grid over (u0, log k), then a fine grid around the best cell: accurate enough for bootstrap
-    # replicates without a nonlinear solver.
+    # Coarse grid over (u0, log k), then a fine grid around the best cell, so that the solver starts in the
+    # right basin (the same two stages, vectorised, serve the bootstrap replicates in `batch_fit`).
     du, dlk = span / (_GRID_U0 - 1), (lk_hi - lk_lo) / (_GRID_K - 1)
     uu0, kk, coef, rss = grid_fit(np.linspace(lo_u, hi_u, _GRID_U0), np.linspace(lk_lo, lk_hi, _GRID_K))
     if not np.isfinite(rss).any():
@@ -259,11 +259,6 @@ def fit_sigmoid(u: np.ndarray, y: np.ndarray, max_k: float = 50.0, n_starts: int
         ds = (hi - lo) * s * (1.0 - s)
         return np.stack([1.0 - s, s, ds * (u - u0), -ds * k], axis=1)
 
-    if n_starts <= 0:  # grid answer only (bootstrap replicates)
-        j = int(np.argmin(rss))
-        lo, hi = coef[j]
-        params = {"lo": lo, "hi": hi, "k": kk[j], "log10_x0": uu0[j]}
-        return _score("sigmoid", y, lo + (hi - lo) * _logistic(kk[j] * (u - uu0[j])), params)
     best_p, best_rss = None, np.inf
     # Polish the best few grid points: sigmoid likelihoods are multi-modal in (u0, k).
     for i in np.argsort(rss)[:n_starts]:
@@ -301,10 +296,10 @@ def fit_sigmoid(u: np.ndarray, y: np.ndarray, max_k: float = 50.0, n_starts: int
 FITTERS: dict[str, Callable[..., ModelFit]] = {"line": fit_line, "hinge": fit_hinge, "sigmoid": fit_sigmoid}
 
 
-def _fit_one(name: str, u: np.ndarray, y: np.ndarray, max_k: float, n_starts: int = 3) -> ModelFit:
+def _fit_one(name: str, u: np.ndarray, y: np.ndarray, max_k: float) -> ModelFit:
     try:
         if name == "sigmoid":
-            return fit_sigmoid(u, y, max_k=max_k, n_starts=n_starts)
+            return fit_sigmoid(u, y, max_k=max_k)
         return FITTERS[name](u, y)
     except (ValueError, FloatingPointError, np.linalg.LinAlgError, RuntimeError):
         return ModelFit(name, "failed", k=N_PARAMS[name] + 1)
@@ -359,11 +354,6 @@ def _group_indices(u: np.ndarray) -> list[np.ndarray]:
     return [np.flatnonzero(u == v) for v in np.unique(u)]
 
 
-def bootstrap_resample(groups: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """Indices of one bootstrap sample: the seeds at each scale point resampled with replacement."""
-    return np.concatenate([rng.choice(g, size=g.size, replace=True) for g in groups])
-
-
 def bootstrap_weights(u: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """(n_boot, n) resampling counts: each scale point's seeds drawn with replacement, as observation weights.
 
@@ -404,21 +394,28 @@ def _batch_lstsq(
     return b0, b1, rss
 
 
+def plateau_bounds(y: np.ndarray) -> tuple[float, float]:
+    """Allowed range of the sigmoid plateaus: the observed y range widened by PLATEAU_MARGIN on each side."""
+    y_span = float(np.ptp(y)) or 1.0
+    return float(y.min()) - PLATEAU_MARGIN * y_span, float(y.max()) + PLATEAU_MARGIN * y_span
+
+
 def _mask_plateaus(
-    b0: np.ndarray, b1: np.ndarray, rss: np.ndarray, ys: np.ndarray, ws: np.ndarray
+    b0: np.ndarray, b1: np.ndarray, rss: np.ndarray, bounds: tuple[float, float]
 ) -> np.ndarray:
-    """The plateau bounds of `fit_sigmoid`, from each replicate's own data (kept when nothing is feasible)."""
-    present = ws > 0
-    y_min = np.where(present, ys, np.inf).min(axis=1, keepdims=True)
-    y_max = np.where(present, ys, -np.inf).max(axis=1, keepdims=True)
-    margin = PLATEAU_MARGIN * np.where(y_max > y_min, y_max - y_min, 1.0)
-    out = (np.minimum(b0, b1) < y_min - margin) | (np.maximum(b0, b1) > y_max + margin)
+    """Set the RSS of cells whose plateaus leave the bounds to inf (kept when nothing is feasible)."""
+    out = (np.minimum(b0, b1) < bounds[0]) | (np.maximum(b0, b1) > bounds[1])
     feasible = np.isfinite(np.where(out, np.inf, rss)).any(axis=1, keepdims=True)
     return np.where(out & feasible, np.inf, rss)
 
 
 def batch_fit(
-    model: str, u: np.ndarray, ys: np.ndarray, ws: np.ndarray, max_k: float = 50.0
+    model: str,
+    u: np.ndarray,
+    ys: np.ndarray,
+    ws: np.ndarray,
+    max_k: float = 50.0,
+    bounds: tuple[float, float] | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Fit one model to B weighted data sets at once on grids: (params, each (B,), and ok (B,)).
 
@@ -444,6 +441,8 @@ def batch_fit(
             {"a": b0[rows, best], "b": b1[rows, best], "log10_x0": grid_u0[best]},
             np.isfinite(rss[rows, best]),
         )
+    if bounds is None:
+        bounds = plateau_bounds(ys[0][ws[0] > 0] if (ws[0] > 0).any() else ys[0])
     k_min = min(0.5 / span, max_k) if span > 0 else 1.0
     lk_lo, lk_hi = math.log(k_min), math.log(max_k)
     uu0, lkk = np.meshgrid(
@@ -452,7 +451,7 @@ def batch_fit(
     uu0, lkk = uu0.ravel(), lkk.ravel()
     c1 = _logistic(np.exp(lkk)[:, None] * (u[None, :] - uu0[:, None]))  # (G, n)
     b0, b1, rss = _batch_lstsq(1.0 - c1, c1, ys, ws)
-    rss = _mask_plateaus(b0, b1, rss, ys, ws)
+    rss = _mask_plateaus(b0, b1, rss, bounds)
     best = np.argmin(rss, axis=1)  # (B,)
     # Fine stage: a (21 × 7) grid around each replicate's coarse optimum.
     du, dlk = span / (_GRID_U0 - 1), (lk_hi - lk_lo) / (_GRID_K - 1)
@@ -461,7 +460,7 @@ def batch_fit(
     fu, fk = np.repeat(fu, 7, axis=1), np.tile(fk, (1, 21))  # (B, 147)
     c1f = _logistic(np.exp(fk)[:, :, None] * (u[None, None, :] - fu[:, :, None]))  # (B, 147, n)
     f0, f1, frss = _batch_lstsq(1.0 - c1f, c1f, ys, ws)
-    frss = _mask_plateaus(f0, f1, frss, ys, ws)
+    frss = _mask_plateaus(f0, f1, frss, bounds)
     j = np.argmin(frss, axis=1)
     use_fine = frss[rows, j] <= rss[rows, best]
     params = {
@@ -501,7 +500,7 @@ def bootstrap_threshold(
     if all(g.size < 2 for g in groups) or n_boot <= 0 or model not in ("hinge", "sigmoid"):
         return None, 0
     w = bootstrap_weights(u, n_boot, np.random.default_rng(seed))
-    params, ok = batch_fit(model, u, np.broadcast_to(y, w.shape), w, max_k)
+    params, ok = batch_fit(model, u, np.broadcast_to(y, w.shape), w, max_k, plateau_bounds(y))
     # A replicate whose drawn values are all equal has no shape to fit.
     drawn_min = np.where(w > 0, y[None, :], np.inf).min(axis=1)
     drawn_max = np.where(w > 0, y[None, :], -np.inf).max(axis=1)
@@ -638,7 +637,7 @@ def predict_holdout(
         if result.status == "constant":
             sims = np.broadcast_to(pred, (n_boot, u_te.size))
         else:
-            params, ok = batch_fit(result.best, u_tr, ys, ws, max_k)
+            params, ok = batch_fit(result.best, u_tr, ys, ws, max_k, plateau_bounds(y_tr))
             sims = batch_predict(result.best, params, u_te)[ok]
         # Add one residual draw: the interval is for a new measurement, not only for the mean.
         sims = sims + rng.choice(resid, size=sims.shape, replace=True)
