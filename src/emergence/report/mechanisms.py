@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from matplotlib.ticker import FuncFormatter
 
 from emergence.registry import Registry
 from emergence.report.components import FigureSink, Section, esc, figure_html, fmt_num, table
@@ -150,6 +151,8 @@ def render_generic(key: str, value: Any, sink: FigureSink, depth: int = 0) -> st
         if len(value) > _MAX_ITEMS:
             parts.append(f"<p class='muted'>… and {len(value) - _MAX_ITEMS} more items in analysis.json.</p>")
         return "".join(parts)
+    if isinstance(value, list | dict) and not value:
+        return "<p class='muted'>(none)</p>"
     text = ", ".join(_cell(v) for v in value) if isinstance(value, list) else _cell(value)
     if len(text) > _MAX_TEXT:
         text = text[:_MAX_TEXT] + " … (truncated; see analysis.json)"
@@ -218,7 +221,16 @@ def _matrix_figure(key: str, value: list[list[float | None]], sink: FigureSink) 
         fig, (ax,), _ = _grid(1, panel_w=min(7.0, 2.0 + 0.35 * cols), panel_h=min(5.0, 1.4 + 0.3 * rows))
         im = ax.imshow(data, cmap="viridis", aspect="auto", interpolation="nearest")
         ax.grid(False)
-        fig.colorbar(im, ax=ax, shrink=0.85)
+        # Plain tick labels: the offset notation ("1e-6+9.9999e-1") is unreadable on near-constant maps.
+        finite = data[np.isfinite(data)]
+        digits = _digits(finite)
+        fig.colorbar(im, ax=ax, shrink=0.85, format=FuncFormatter(lambda v, _: f"{v:.{digits + 1}g}"))
+        if rows * cols <= 64:  # small maps: write each value in its cell
+            mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+            for (r, c), v in np.ndenumerate(data):
+                if np.isfinite(v):
+                    color = "white" if v < mid else "black"  # dark viridis cells get light text
+                    ax.text(c, r, f"{v:.{digits}g}", ha="center", va="center", fontsize=7.5, color=color)
         ax.set_xlabel("column (e.g. head)")
         ax.set_ylabel("row (e.g. layer)")
         if cols <= 16:
@@ -231,3 +243,14 @@ def _matrix_figure(key: str, value: list[list[float | None]], sink: FigureSink) 
         save_figure(fig, sink.out_dir, name, f"{_title(key)}: {rows} × {cols} matrix", svg=sink.svg)
     )
     return figure_html(fig_file)
+
+
+def _digits(values: np.ndarray) -> int:
+    """Significant digits that tell the values apart: 2, more when they differ only far after the point."""
+    if values.size < 2:
+        return 2
+    spread = float(values.max() - values.min())
+    scale = float(np.abs(values).max())
+    if spread <= 0 or scale <= 0:
+        return 2
+    return int(min(6, 2 + max(0, math.ceil(math.log10(scale / spread)) - 1)))
