@@ -317,6 +317,10 @@ def classify(bb: dict[str, Any], fit: dict[str, Any], axis: str, cfg: AnalysisCo
     elif sn < cfg.absent_max_score:
         out["verdict"] = "absent"
         reasons.append(f"largest model's score {sn:.1f} < {cfg.absent_max_score:g}: not present at any scale")
+    elif crit["nonlinear_fit"] and crit["breakthrough"]:
+        # A sharp rise that does not go from near chance to well above it: a jump, but not Wei et al.'s
+        # "absent in small models, present in large ones".
+        reasons.append("a sharp rise, but not from near chance to well above it")
     elif sn - s1 >= cfg.min_improvement:
         out["verdict"] = "smooth"
         reasons.append(f"score rises by {sn - s1:.1f} points without a jump")
