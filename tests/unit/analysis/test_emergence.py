@@ -313,3 +313,19 @@ def test_any_small_input_gives_plain_json(
     out = analyze_results(df, AnalysisConfig(n_boot=5))
     json.dumps(out, allow_nan=False)
     assert {t["verdict"] for t in out["tasks"]} <= {"emergent", "mirage", "smooth", "absent", "inconclusive"}
+
+
+def test_sharp_rise_from_above_chance_and_falling_curves_are_inconclusive() -> None:
+    rng = np.random.default_rng(4)
+    u = np.log10(N)
+    rows = []
+    for i in range(N.size):
+        for s in range(3):
+            jump = 0.45 + 0.5 / (1 + math.exp(-8 * (u[i] - 6.5)))  # 45 % → 95 %: sharp, but not from chance
+            rows.append(_row(i, s, "exact_match", float(jump + rng.normal(0, 0.005))))
+            rows.append(_row(i, s, "token_accuracy", float(0.95 - 0.05 * i + rng.normal(0, 0.005))))
+    out = analyze_results(pd.DataFrame(rows), FAST)
+    em = _entry(out, "exact_match")["verdict"]
+    assert em["criteria"]["nonlinear_fit"] and em["criteria"]["breakthrough"]
+    assert not em["criteria"]["near_chance_small"] and em["verdict"] == "inconclusive"
+    assert _entry(out, "token_accuracy")["verdict"]["verdict"] == "inconclusive"
