@@ -202,6 +202,36 @@ def plot_head(
     return plot_attention(pattern, labels, title=f"layer {layer} head {head}", path=path)
 
 
+def plot_layer(
+    model: Any, tokens: torch.Tensor, layer: int, labels: list[str] | None = None, path: Any = None
+) -> Figure:
+    """All heads of `layer` for one prompt side by side (one heat map per head)."""
+    if tokens.dim() == 1:
+        tokens = tokens[None]
+    if not 0 <= layer < len(model.blocks):
+        raise UserError(f"plot_layer: no layer {layer} in a {len(model.blocks)}-layer model")
+    pattern = attention_patterns(model, tokens[:1])[layer][0].detach().double().cpu().numpy()  # (H, Tq, Tk)
+    H = pattern.shape[0]
+    cols = min(H, 4)
+    rows = -(-H // cols)
+    fig = Figure(figsize=(3.2 * cols, 3.2 * rows))
+    for h in range(H):
+        ax = fig.add_subplot(rows, cols, h + 1)
+        ax.imshow(pattern[h], cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.set_title(f"L{layer} H{h}", fontsize=9)
+        if labels is not None and len(labels) <= 32:
+            ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
+            ax.set_yticks(range(len(labels)), labels, fontsize=6)
+        else:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    return fig
+
+
 def entropy_per_head(patterns: list[torch.Tensor]) -> np.ndarray:
     """Mean attention entropy in nats per head (L,H), normalised by log(#visible keys) so 1 = uniform."""
     out = []
@@ -224,6 +254,7 @@ __all__ = [
     "logit_lens_losses",
     "plot_attention",
     "plot_head",
+    "plot_layer",
     "repeated_random_tokens",
     "token_losses",
 ]

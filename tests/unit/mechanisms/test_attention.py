@@ -120,6 +120,9 @@ def test_plot_head_writes_png(tmp_path: Path) -> None:
     assert path.stat().st_size > 1000 and fig.axes
     with pytest.raises(UserError):
         A.plot_head(model, rep_tokens(batch=1), 5, 0)
+    grid = tmp_path / "layer.png"
+    fig = A.plot_layer(GPT(GPTConfig(40, 2, 6, 48, n_ctx=21)), rep_tokens(batch=1)[0], 1, path=grid)
+    assert len(fig.axes) == 6 and grid.stat().st_size > 1000
 
 
 def test_attention_entropy_uniform_and_sharp() -> None:
