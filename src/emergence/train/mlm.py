@@ -24,13 +24,18 @@ NSP layout, with segment ids (BERT's token-type ids) and the label 1 = "B follow
 
 A bidirectional GPT has no attention mask, so in a padded batch the real tokens also attend to the pads;
 `pad_to` pads every pair to one fixed length so that an example's output does not depend on its batch.
+
+Fine-tuning (the last section): `finetune` trains a head (and all, none or LoRA adapters of the backbone) on a
+choice task's examples as classification, with weight decay, early stopping on a validation set and the best
+weights restored.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +43,10 @@ import torch.nn.functional as F
 from emergence.corpus.documents import SentencePair
 from emergence.errors import UserError
 from emergence.models.gpt import GPT
-from emergence.models.heads import ClassificationHead, SegmentEmbedding
+from emergence.models.heads import ClassificationHead, ModelWithHead, SegmentEmbedding
+from emergence.models.lora import LORA_TARGETS, LoRAConfig, prepare_finetune
+
+log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100  # label of positions the MLM loss skips (PyTorch's cross-entropy default)
 
@@ -213,3 +221,152 @@ def encoder_losses(
         loss = loss + out["nsp"]
     out["loss"] = loss
     return out
+
+
+# ---------------------------------------------------------------------------------------------- fine-tuning
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """What trains, for how long, and when to stop."""
+
+    mode: Literal["full", "head", "lora"] = "lora"  # see models.lora.prepare_finetune
+    steps: int = 500  # optimizer steps at most
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01  # AdamW decay on ≥2-D tensors only (nanoGPT's grouping)
+    eval_every: int = 25  # steps between validation passes
+    patience: int = 5  # validation passes without a lower validation loss before stopping early
+    lora_r: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] = ("attn.qkv", "attn.out")
+    seed: int = 0  # batch order
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "eval_every", "patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+        if not self.lr >= 0 or not self.weight_decay >= 0:
+            raise ValueError("lr, weight_decay: must be non-negative")
+        if self.mode not in ("full", "head", "lora"):
+            raise ValueError(f"mode: must be 'full', 'head' or 'lora', got {self.mode!r}")
+        for t in self.lora_targets:
+            if t not in LORA_TARGETS:
+                raise ValueError(f"lora_targets: {t!r} is not one of {', '.join(LORA_TARGETS)}")
+
+    @property
+    def lora(self) -> LoRAConfig:
+        """The adapter settings."""
+        return LoRAConfig(self.lora_r, self.lora_alpha, self.lora_dropout, self.lora_targets)
+
+
+@dataclass
+class FinetuneResult:
+    """Validation history and the best point (whose weights the model and head hold afterwards)."""
+
+    history: list[dict[str, float]] = field(default_factory=list)  # step, train_loss, val_loss, val_accuracy
+    best_step: int = 0
+    best_val_loss: float = float("inf")
+    best_val_accuracy: float = 0.0
+    stopped_early: bool = False
+
+
+def encode_choice_examples(
+    examples: Sequence[Any], tokenizer: Any, n_ctx: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Choice examples → right-padded `<bos> prompt` ids (N,T), lengths (N,), labels = index of the target."""
+    rows, labels = [], []
+    for ex in examples:
+        if ex.choices is None:
+            raise UserError("fine-tuning needs choice examples (a target among choices)")
+        ids = [tokenizer.bos_id, *tokenizer.encode(ex.prompt)]
+        if len(ids) > n_ctx:
+            raise UserError(f"example needs {len(ids)} tokens but n_ctx is {n_ctx}: {ex.prompt[:40]!r}")
+        rows.append(ids)
+        labels.append(ex.choices.index(ex.target))
+    T = max(len(r) for r in rows)
+    out = torch.full((len(rows), T), tokenizer.pad_id, dtype=torch.long)  # (N, T)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r)
+    return out, torch.tensor([len(r) for r in rows]), torch.tensor(labels)
+
+
+def evaluate_classifier(
+    net: ModelWithHead, data: tuple[torch.Tensor, ...], batch_size: int
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of a backbone + head on encoded (ids, lengths, labels)."""
+    ids, lengths, labels = data
+    net.eval()
+    total, correct = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(ids), batch_size):
+            logits = net(ids[i : i + batch_size], lengths[i : i + batch_size])  # (b, C)
+            y = labels[i : i + batch_size]
+            total += float(F.cross_entropy(logits.float(), y, reduction="sum"))
+            correct += int((logits.argmax(-1) == y).sum())
+    return total / len(ids), correct / len(ids)
+
+
+def finetune(
+    model: GPT,
+    head: ClassificationHead,
+    train: Sequence[Any],
+    val: Sequence[Any],
+    tokenizer: Any,
+    cfg: FinetuneConfig | None = None,
+) -> FinetuneResult:
+    """Fine-tune `head` (+ backbone per `cfg.mode`) on choice examples; keeps the best validation weights."""
+    cfg = cfg if cfg is not None else FinetuneConfig()
+    if not train or not val:
+        raise UserError("finetune: needs training and validation examples")
+    params = prepare_finetune(model, head, cfg.mode, cfg.lora)
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr)
+    net = ModelWithHead(model, head)
+    train_data = encode_choice_examples(train, tokenizer, model.cfg.n_ctx)
+    val_data = encode_choice_examples(val, tokenizer, model.cfg.n_ctx)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    order = torch.randperm(len(train_data[0]), generator=gen)
+    pos = 0
+    result = FinetuneResult()
+    best = [p.detach().clone() for p in params]
+    waited = 0
+    running = 0.0
+    for step in range(1, cfg.steps + 1):
+        if pos + cfg.batch_size > len(order):  # a new epoch: reshuffle (the last partial batch is dropped)
+            order, pos = torch.randperm(len(order), generator=gen), 0
+        idx = order[pos : pos + cfg.batch_size]
+        pos += cfg.batch_size
+        net.train()
+        logits = net(train_data[0][idx], train_data[1][idx])  # (b, C)
+        loss = F.cross_entropy(logits.float(), train_data[2][idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        running += float(loss.detach())
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            val_loss, val_acc = evaluate_classifier(net, val_data, cfg.batch_size)
+            n = cfg.eval_every if step % cfg.eval_every == 0 else step % cfg.eval_every
+            result.history.append(
+                {"step": step, "train_loss": running / n, "val_loss": val_loss, "val_accuracy": val_acc}
+            )
+            running = 0.0
+            if val_loss < result.best_val_loss:
+                result.best_step, result.best_val_loss, result.best_val_accuracy = step, val_loss, val_acc
+                best = [p.detach().clone() for p in params]
+                waited = 0
+            else:
+                waited += 1
+                if waited >= cfg.patience:
+                    result.stopped_early = True
+                    log.info("finetune: stopped at step %d (best step %d)", step, result.best_step)
+                    break
+    with torch.no_grad():
+        for p, b in zip(params, best, strict=True):
+            p.copy_(b)
+    net.eval()
+    return result
