@@ -385,9 +385,9 @@ def branching_ratio(counts: np.ndarray, kmax: int | None = None, numboot: int = 
         "m_stderr": _finite(stderr) if stderr is not None else None,
         "m_naive": naive,
         "kmax": int(kmax),
-        # τ beyond the fitted range means r_k hardly decays there: m is then pinned near 1 by the fit, not
-        # measured (MR needs kmax well above τ).
-        "tau_beyond_kmax": tau is None or tau > kmax,
+        # τ missing, negative or beyond the fitted range means r_k does not decay there: m is then pinned
+        # near (or above) 1 by the fit, not measured (MR needs kmax well above τ).
+        "tau_outside_range": tau is None or not 0 < tau <= kmax,
     }
 
 
