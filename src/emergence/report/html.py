@@ -429,14 +429,14 @@ def task_section(study: StudyData, view: TaskView, sink: FigureSink) -> Section:
                 sink.out_dir,
                 f"scaling-{view.key.slug}-{axis}",
                 x=axis,
-                ci_label=view.ci_label,
+                ci_label=view.ci_labels[axis],
                 svg=sink.svg,
             )
         )
         caption = (
             f"{esc(view.label)}: each metric at the final step of every run against {AXIS_WORDS[axis]}. "
             "Small "
-            f"dots: one seed; large dots and line: mean over seeds; grey band: {esc(view.ci_label)}. "
+            f"dots: one seed; large dots and line: mean over seeds; grey band: {esc(view.ci_labels[axis])}. "
             "Discontinuous metrics (all-or-nothing per item) come before continuous ones, so that a jump "
             "can be checked against a smooth counterpart."
         )
@@ -477,7 +477,47 @@ def task_section(study: StudyData, view: TaskView, sink: FigureSink) -> Section:
                 "checkpoint on; step 0, the untrained model, sits on a short linear stretch before it.",
             )
         )
+    if view.length_predictions:
+        parts.append(_length_html(view.length_predictions))
     return Section(id=f"task-{view.key.slug}", title=f"Task: {view.label}", html="".join(parts))
+
+
+def _passuntil_text(pu: dict[str, Any] | None) -> str:
+    """PassUntil (Hu et al. 2023): is log(−log PU) linear in log N, or concave ("accelerated")?"""
+    if not pu or pu.get("status") != "ok":
+        return ""
+    shape = "concave: accelerated emergence" if pu.get("accelerated") else "no significant acceleration"
+    return (
+        f"PassUntil fit log(−log PU) = log c − α·log N: α = {esc(fmt_num(pu.get('alpha')))}, "
+        f"R² = {esc(fmt_num(pu.get('r2')))}, curvature {esc(fmt_num(pu.get('curvature')))} ({shape})"
+    )
+
+
+def _length_html(predictions: list[dict[str, Any]]) -> str:
+    """Exact match against answer length: measured vs p^L from per-token accuracy (Schaeffer et al. 2023)."""
+    parts = [
+        "<h3>Exact match against answer length</h3><p>If per-token accuracy p is all a model has, an L-token "
+        "answer is exactly right with probability p<sup>L</sup>: measured exact match close to the "
+        "prediction means the jump in exact match is the metric's doing (REFERENCES §2).</p>"
+    ]
+    for lp in predictions:
+        rows = [
+            [esc(r.get("member")), esc(fmt_num(r.get("length"))), esc(fmt_num(r.get("p"))),
+             esc(fmt_num(r.get("predicted"))), esc(fmt_num(r.get("measured")))]
+            for r in sorted(lp.get("rows") or [], key=lambda r: (r.get("x") or 0, r.get("length") or 0))
+        ]  # fmt: skip
+        parts.append(
+            f"<p class='muted'>{esc(lp.get('em_metric'))} vs {esc(lp.get('token_metric'))}<sup>L</sup>: "
+            f"mean absolute error {esc(fmt_num(lp.get('mae')))}, "
+            f"largest {esc(fmt_num(lp.get('max_abs_error')))}"
+            "</p>"
+        )
+        parts.append(
+            "<details><summary>Per member and length</summary>"
+            + table(["member", "length L", "p", "p^L (predicted)", "measured"], rows, numeric=(1, 2, 3, 4))
+            + "</details>"
+        )
+    return "".join(parts)
 
 
 def _verdict_html(view: TaskView, has_analysis: bool) -> str:
@@ -503,9 +543,12 @@ def _verdict_html(view: TaskView, has_analysis: bool) -> str:
         )
     reasons = []
     for e in view.entries:
-        rs = (e.get("verdict") or {}).get("reasons") or []
+        rs = [esc(r) for r in (e.get("verdict") or {}).get("reasons") or []]
+        pu = _passuntil_text(e.get("passuntil"))
+        if pu:
+            rs.append(pu)
         if rs:
-            items = "".join(f"<li>{esc(r)}</li>" for r in rs)
+            items = "".join(f"<li>{r}</li>" for r in rs)
             reasons.append(
                 f"<h4>{esc(e['metric'])}: {badge(str(e['verdict'].get('verdict')))}</h4>"
                 f"<ul class='reasons'>{items}</ul>"

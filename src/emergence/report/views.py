@@ -59,10 +59,11 @@ class TaskView:
     kinds: dict[str, str]
     higher_is_better: dict[str, bool]
     panels: dict[str, list[ScalingPanel]]  # scale axis → one panel per metric
-    ci_label: str
+    ci_labels: dict[str, str]  # scale axis → what the grey band is
     entries: list[dict[str, Any]] = field(default_factory=list)  # analysis.json entries of this task
     verdict: dict[str, Any] | None = None  # analysis.json TaskVerdict
     mirage: dict[str, Any] | None = None
+    length_predictions: list[dict[str, Any]] = field(default_factory=list)  # analysis.json p^L checks
 
 
 def _group_columns(study: StudyData) -> list[str]:
@@ -90,7 +91,8 @@ def build_task_views(study: StudyData) -> list[TaskView]:
     analysis = study.analysis or {}
     metric_table: dict[str, dict[str, Any]] = analysis.get("metrics") or {}
     level = float(((analysis.get("config") or {}).get("ci")) or 0.9)
-    ci_label = f"{level:.0%} CI (bootstrap over seeds)" if analysis else "95% CI (Student t over seeds)"
+    boot_label = f"{level:.0%} CI (bootstrap over seeds)"
+    t_label = "95% CI (Student t over seeds)"
 
     keys: dict[TaskKey, pd.DataFrame] = {}
     if not results.empty:
@@ -105,6 +107,9 @@ def build_task_views(study: StudyData) -> list[TaskView]:
         keys.setdefault(k, results.iloc[0:0])
     verdicts = {_key_of(t): t for t in analysis.get("tasks") or []}
     mirages = {_key_of(m): m for m in analysis.get("mirage") or []}
+    lengths: dict[TaskKey, list[dict[str, Any]]] = {}
+    for lp in analysis.get("length_prediction") or []:
+        lengths.setdefault(_key_of(lp), []).append(lp)
     shots_per_task: dict[str, set[int]] = {}
     for k in keys:
         shots_per_task.setdefault(k.task, set()).add(k.shots)
@@ -132,15 +137,25 @@ def build_task_views(study: StudyData) -> list[TaskView]:
         order = {m: i for i, m in enumerate(metric_names)}
         metric_names.sort(key=lambda m: (kinds[m] != "discontinuous", order[m]))
         panels = {}
+        ci_labels = {}
         for axis in SCALE_AXES:
             axis_panels = []
+            n_analysed = 0
             for m in metric_names:
                 if m in entries and axis in (entries[m].get("curves") or {}):
                     axis_panels.append(_panel_from_entry(entries[m], axis, run_member, metric_table))
+                    n_analysed += 1
                 elif axis in rows and not rows[rows["metric"] == m].empty:
                     axis_panels.append(_panel_from_rows(rows[rows["metric"] == m], m, axis, kinds[m]))
             if axis_panels:
                 panels[axis] = axis_panels
+                # The band is what the analysis computed; panels it skipped are drawn from the raw rows.
+                if n_analysed == len(axis_panels):
+                    ci_labels[axis] = boot_label
+                elif n_analysed == 0:
+                    ci_labels[axis] = t_label
+                else:
+                    ci_labels[axis] = f"{boot_label}; {t_label} where not analysed"
         views.append(
             TaskView(
                 key=key,
@@ -150,10 +165,11 @@ def build_task_views(study: StudyData) -> list[TaskView]:
                 kinds=kinds,
                 higher_is_better=higher,
                 panels=panels,
-                ci_label=ci_label,
+                ci_labels=ci_labels,
                 entries=[entries[m] for m in metric_names if m in entries],
                 verdict=verdicts.get(key),
                 mirage=mirages.get(key),
+                length_predictions=lengths.get(key, []),
             )
         )
     return views

@@ -114,6 +114,7 @@ def test_report_emergence_table_and_verdicts(rendered: tuple[Path, str]) -> None
     for task in analysis["tasks"]:
         assert esc(task["summary"]) in html
     assert "Metric-choice check" in html
+    assert "Exact match against answer length" in html  # analysis["length_prediction"]
     assert "synthetic data: thresholds are illustrative" in html  # analysis warnings
 
 
