@@ -208,7 +208,7 @@ class AgreementTask(_GrammarTask):
 class PolarityOptions(GrammarTaskOptions):
     """Options of the polarity task."""
 
-    negation_prob: float = opt(0.3, "share of main predicates negated with 'not'")
+    negation_prob: float = opt(0.3, "share of copular and intransitive verb phrases negated with 'not'")
 
     def __post_init__(self) -> None:
         super().__post_init__()
