@@ -605,6 +605,8 @@ def task_verdict(entries: list[dict[str, Any]], mirage: dict[str, Any]) -> dict[
             text += f" at ~{_fmt(th['x0'])} {unit}"
             if th.get("ci"):
                 text += f" [{_fmt(th['ci'][0])}, {_fmt(th['ci'][1])}]"
+            if th.get("bracket"):
+                text += f" (between sampled {_fmt(th['bracket'][0])} and {_fmt(th['bracket'][1])})"
         parts.append(text)
     kinds = {e["metric"]: e["kind"] for e in entries}
     verdicts = set(by_metric.values())

@@ -513,6 +513,13 @@ def bootstrap_threshold(
     return (float(lo), float(hi)), int(u0s.size)
 
 
+def _bracket(xs: np.ndarray, x0: float) -> list[float]:
+    """The sampled scale points on either side of x0: a step between two sizes is located only to that gap."""
+    ux = np.unique(xs)
+    below, above = ux[ux <= x0], ux[ux >= x0]
+    return [float(below.max() if below.size else ux.min()), float(above.min() if above.size else ux.max())]
+
+
 def fit_to_json(
     x: np.ndarray,
     y: np.ndarray,
@@ -573,6 +580,7 @@ def fit_to_json(
         "level": ci,
         "n_boot": n_boot if bootstrap and from_best else 0,
         "n_boot_ok": n_ok,
+        "bracket": _bracket(xs, 10**u0),
     }
     return out
 

@@ -33,6 +33,8 @@ def test_sigmoid_threshold_recovered_and_ci_covers_it(seed: int) -> None:
     assert th["x0"] == pytest.approx(10 ** th["log10_x0"])
     assert th["ci"][0] == pytest.approx(10**lo) and th["ci"][1] == pytest.approx(10**hi)
     assert th["n_boot_ok"] > 90
+    assert th["bracket"][0] <= th["x0"] <= th["bracket"][1]
+    assert th["bracket"] == [pytest.approx(10**6.0), pytest.approx(10**6.5)]
     assert out["delta_vs_line"] > 10
 
 
