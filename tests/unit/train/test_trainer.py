@@ -14,7 +14,7 @@ from emergence.errors import UserError
 from emergence.io import read_jsonl
 from emergence.models.gpt import GPT, GPTConfig
 from emergence.train import checkpoint as ckpt
-from emergence.train.config import RunConfig
+from emergence.train.config import DataConfig, RunConfig
 from emergence.train.objectives import OBJECTIVES
 from emergence.train.trainer import TrainingDiverged, _Run, param_groups, resolve_model, train_run
 
@@ -150,3 +150,19 @@ def test_fresh_sampling_trains(tmp_path: Path) -> None:
     )
     summary = train_run(cfg, tmp_path, progress=False)
     assert summary["steps"] == 3 and "train_exact_match" not in summary["eval"]
+
+
+@pytest.mark.parametrize("tokenizer", ["char", "bpe"])
+def test_corpus_run(tmp_path: Path, tokenizer: str) -> None:
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat. the dog sat on the log. " * 40)
+    cfg = RunConfig(
+        model={"n_layer": 1, "n_head": 2, "d_model": 16, "n_ctx": 16},
+        data=DataConfig(corpus=(str(corpus),), tokenizer=tokenizer, bpe_vocab_size=270, n_eval=4),
+        train=tiny_config(steps=2).train,
+    )
+    summary = train_run(cfg, tmp_path / "run", progress=False)
+    assert set(summary["eval"]) == {"eval_loss"}
+    _, tok, _ = ckpt.load_checkpoint(tmp_path / "run/checkpoints/step_000002")
+    assert tok.decode(tok.encode("the cat")) == "the cat"
+    assert (tok.vocab_size > 100) == (tokenizer == "bpe")
