@@ -159,15 +159,6 @@ def _ci_of_mean(values: np.ndarray, rng: np.random.Generator, n_boot: int, ci: f
     return float(lo), float(hi)
 
 
-def _per_run(df: pd.DataFrame, x_col: str) -> pd.DataFrame:
-    """One observation per run (and x): the mean over duplicate rows such as repeated trials."""
-    return (
-        df.groupby(["member", "run_id", x_col], dropna=False, sort=False)
-        .agg(value=("value", "mean"), seed=("seed", "first"))
-        .reset_index()
-    )
-
-
 def build_curve(
     obs: pd.DataFrame, x_col: str, label: str | None, cfg: AnalysisConfig, x_by: str
 ) -> dict[str, Any]:
