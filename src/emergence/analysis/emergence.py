@@ -197,12 +197,15 @@ def build_curve(
         "points": {
             "x": [float(v) for v in obs["_x"]],
             "y": [_num(v) for v in obs["value"]],
-            "seed": [
-                None if s is None or (isinstance(s, float) and math.isnan(s)) else int(s) for s in obs["seed"]
-            ],
+            "seed": [_seed(s) for s in obs["seed"]],
             "run_id": [str(r) for r in obs["run_id"]],
         },
     }
+
+
+def _seed(v: Any) -> int | None:
+    f = _num(v)
+    return int(f) if f is not None and f == int(f) else None
 
 
 def _num(v: Any) -> float | None:
