@@ -404,6 +404,10 @@ class Grammar:
             out[cat] = [w / total for w in weights]
         return out
 
+    @cached_property
+    def _lexical_dists(self) -> dict[str, _Dist]:
+        return {cat: _Dist(list(range(len(forms))), self._zipf[cat]) for cat, forms in self.lexicon.items()}
+
     def word_probs(self, cat: str, topic: Sequence[int] | None = None) -> list[float]:
         """Probabilities of a preterminal's lemmas, in lexicon order; nouns lean to the paragraph topic."""
         base = self._zipf[cat]
@@ -440,10 +444,7 @@ class Grammar:
                 rhs: tuple[str, ...] = dist.items[k]  # type: ignore[assignment]
                 return (symbol, tuple(expand(ch, depth + 1 if ch in EMBEDDING else depth) for ch in rhs))
             if symbol in self.lexicon:
-                if symbol.startswith("N."):
-                    dist = noun_probs[symbol[2:]]
-                else:
-                    dist = _Dist(list(range(len(self.lexicon[symbol]))), self.word_probs(symbol))
+                dist = noun_probs[symbol[2:]] if symbol.startswith("N.") else self._lexical_dists[symbol]
                 k = _draw(rng, dist)
                 logp += math.log(dist.probs[k])
                 word = self.lexicon[symbol][k]
