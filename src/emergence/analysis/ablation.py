@@ -31,6 +31,8 @@ from emergence.errors import UserError
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]  # logits (B,T,V) → scalar tensor, higher is better
 Kind = Literal["zero", "mean"]
+Means = dict[str, torch.Tensor]  # hook name → mean activation without the (B, T) axes
+Hooks = list[tuple[str, Callable[[torch.Tensor, Any], torch.Tensor]]]  # for run_with_hooks(fwd_hooks=…)
 DEFAULT_FRACTIONS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 
 
@@ -92,12 +94,12 @@ def exact_match(batch: TaskBatch) -> ScoreFn:
 
 def mean_activations(
     model: Any, tokens: torch.Tensor, names: Sequence[str], valid: torch.Tensor | None = None
-):
+) -> Means:
     """{hook name: mean activation over real positions}, shape = activation shape without (B,T)."""
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=list(names))
     w = (valid if valid is not None else torch.ones(tokens.shape, dtype=torch.bool)).float()  # (B, T)
-    out = {}
+    out: Means = {}
     for n in names:
         a = cache[n]  # (B, T, ...)
         wb = w.reshape(*w.shape, *([1] * (a.dim() - 2)))
@@ -117,12 +119,12 @@ def _replace(x: torch.Tensor, index: Any, kind: Kind, mean: torch.Tensor | None)
     return x
 
 
-def head_hooks(heads: Sequence[tuple[int, int]], kind: Kind, means: dict[str, torch.Tensor] | None = None):
+def head_hooks(heads: Sequence[tuple[int, int]], kind: Kind, means: Means | None = None) -> Hooks:
     """Hooks on `blocks.l.attn.hook_z` (B,T,H,Dh) that ablate the given (layer, head) pairs."""
     by_layer: dict[int, list[int]] = {}
     for layer, h in heads:
         by_layer.setdefault(layer, []).append(h)
-    hooks = []
+    hooks: Hooks = []
     for layer, hs in by_layer.items():
         name = f"blocks.{layer}.attn.hook_z"
         mean = means.get(name) if means else None
@@ -135,9 +137,9 @@ def head_hooks(heads: Sequence[tuple[int, int]], kind: Kind, means: dict[str, to
     return hooks
 
 
-def mlp_hooks(layers: Sequence[int], kind: Kind, means: dict[str, torch.Tensor] | None = None):
+def mlp_hooks(layers: Sequence[int], kind: Kind, means: Means | None = None) -> Hooks:
     """Hooks on `blocks.l.hook_mlp_out` (B,T,D) that remove whole MLP layers."""
-    hooks = []
+    hooks: Hooks = []
     for layer in layers:
         name = f"blocks.{layer}.hook_mlp_out"
         mean = means.get(name) if means else None
@@ -149,9 +151,9 @@ def mlp_hooks(layers: Sequence[int], kind: Kind, means: dict[str, torch.Tensor] 
     return hooks
 
 
-def neuron_hooks(neurons: dict[int, Sequence[int]], kind: Kind, means: dict[str, torch.Tensor] | None = None):
+def neuron_hooks(neurons: dict[int, Sequence[int]], kind: Kind, means: Means | None = None) -> Hooks:
     """Hooks on `blocks.l.mlp.hook_post` (B,T,d_mlp) that ablate the given neurons of each layer."""
-    hooks = []
+    hooks: Hooks = []
     for layer, ids in neurons.items():
         if len(ids) == 0:
             continue
@@ -166,7 +168,7 @@ def neuron_hooks(neurons: dict[int, Sequence[int]], kind: Kind, means: dict[str,
     return hooks
 
 
-def _score(model: Any, tokens: torch.Tensor, score_fn: ScoreFn, hooks: list) -> float:
+def _score(model: Any, tokens: torch.Tensor, score_fn: ScoreFn, hooks: Hooks) -> float:
     with torch.no_grad():
         return float(score_fn(model.run_with_hooks(tokens, fwd_hooks=hooks)))
 
@@ -175,7 +177,9 @@ def _has_mlp(model: Any) -> bool:
     return not model.cfg.attn_only
 
 
-def _means(model: Any, tokens: torch.Tensor, kind: Kind, names: list[str], valid: torch.Tensor | None):
+def _means(
+    model: Any, tokens: torch.Tensor, kind: Kind, names: list[str], valid: torch.Tensor | None
+) -> Means | None:
     return mean_activations(model, tokens, names, valid) if kind == "mean" else None
 
 
