@@ -1,10 +1,10 @@
 """`render_report(study_dir) -> Path`: a self-contained report.html and figures/*.png from saved results.
 
-Layout (each part is one function below):
+Layout (one function per section; Summary and Emergence table live in their own modules):
 
     header + table of contents
-    Summary           name, members and sizes, seeds, tasks, budget, runtime, runs done/failed with errors
-    Emergence table   every task × metric: threshold [CI], linearity, breakthroughness, fit, verdict,
+    Summary           (summary.py) name, members and sizes, seeds, tasks, budget, runtime, run states, errors
+    Emergence table   (emergence_table.py) every task × metric: threshold [CI], L, B, fit, verdict,
                       prediction error
     one section per task
                       verdict text, scaling curves (parameters; FLOPs in a fold), training-step curves
@@ -36,24 +36,22 @@ from emergence.report.components import (
     badge,
     esc,
     figure_html,
-    fmt_duration,
     fmt_num,
     table,
 )
 from emergence.report.data import StudyData, load_study
+from emergence.report.emergence_table import emergence_table_section
 from emergence.report.mechanisms import render_mechanisms
 from emergence.report.plots import (
-    format_count,
     member_colors,
     plot_loss_curves,
     plot_scaling,
     plot_training_curves,
 )
-from emergence.report.views import TaskView, build_task_views, curve_rows, flops_per_token
+from emergence.report.summary import summary_section
+from emergence.report.views import AXIS_WORDS, TaskView, build_task_views, curve_rows, flops_per_token
 
 log = logging.getLogger(__name__)
-
-AXIS_WORDS = {"n_params": "parameters", "flops": "training FLOPs"}
 
 
 def render_report(study_dir: str | Path, svg: bool = False) -> Path:
@@ -109,305 +107,6 @@ def build_page(study: StudyData, figures_dir: Path, svg: bool = False) -> str:
 
 def _template(name: str) -> str:
     return resources.files("emergence.report").joinpath("templates", name).read_text(encoding="utf-8")
-
-
-# --- summary -----------------------------------------------------------------------------------------------
-
-
-def summary_section(study: StudyData, sink: FigureSink) -> Section:
-    """Study name, members, seeds, tasks, budget, runtime and the state of every run."""
-    members = study.members()
-    results = study.results
-    runs = study.runs
-    states = pd.Series([r.status for r in runs], dtype=str).value_counts().to_dict() if runs else {}
-    seeds = sorted(
-        {int(s) for s in results["seed"].dropna().unique()} | {r.seed for r in runs if r.seed is not None}
-    )
-    if not seeds and isinstance(study.config.get("seeds"), list):
-        seeds = study.config["seeds"]
-    tasks = sorted(results["task"].unique()) or [
-        str(t.get("name", t)) if isinstance(t, dict) else str(t) for t in study.config.get("tasks") or []
-    ]
-    runtimes = [r.runtime_s for r in runs if r.runtime_s is not None]
-    starts = [r.started for r in runs if r.started]
-    ends = [r.finished for r in runs if r.finished]
-    wall = (max(ends) - min(starts)).total_seconds() if starts and ends else None
-    run_word = ", ".join(f"{n} {s}" for s, n in sorted(states.items())) if states else "no run directories"
-    facts = [
-        ("study", esc(study.name)),
-        ("members", f"{len(members)} ({esc(_size_range(members))})"),
-        ("seeds", esc(", ".join(str(s) for s in seeds)) or "–"),
-        ("tasks", esc(", ".join(tasks)) or "–"),
-        ("budget", esc(_budget_text(study.config.get("budget")))),
-        (
-            "runtime",
-            esc(f"{fmt_duration(sum(runtimes)) if runtimes else '–'} compute")
-            + (
-                f"<br><span class='muted'>{esc(fmt_duration(wall))} wall clock</span>"
-                if wall is not None
-                else ""
-            ),
-        ),
-        ("runs", esc(run_word)),
-        ("result rows", esc(f"{len(results):,}")),
-    ]
-    parts = ['<div class="facts">']
-    parts += [f'<div class="fact"><div class="k">{k}</div><div class="v">{v}</div></div>' for k, v in facts]
-    parts.append("</div>")
-    if results.empty:
-        parts.append(
-            '<p class="note warn">results.parquet has no rows yet: '
-            "the runs below have not been evaluated.</p>"
-        )
-    if study.analysis is None:
-        parts.append(
-            '<p class="note warn">No analysis.json in this study: curves are drawn from the raw results, '
-            "without fits, thresholds or verdicts. Run "
-            f"<code>emergence analyze {esc(study.study_dir.name)}</code> and render again.</p>"
-        )
-
-    parts.append("<h3>Members</h3>")
-    per_member_runs: dict[str, dict[str, int]] = {}
-    for r in runs:
-        per_member_runs.setdefault(r.member or "?", {}).setdefault(r.status, 0)
-        per_member_runs[r.member or "?"][r.status] += 1
-    rows = []
-    for _, m in members.iterrows():
-        color = sink.colors.get(m["member"], "#999")
-        states_m = per_member_runs.get(m["member"], {})
-        rows.append(
-            [
-                f'<span class="swatch" style="background:{esc(color)}"></span>{esc(m["member"])}',
-                esc(f"{int(m['n_params']):,}"),
-                esc(f"{int(m['n_params_non_embedding']):,}") if "n_params_non_embedding" in m else "–",
-                esc(fmt_num(m.get("flops"))),
-                esc(int(m["seeds"])),
-                esc(
-                    ", ".join(f"{n} {s}" for s, n in sorted(states_m.items()))
-                    or f"{int(m['runs'])} with results"
-                ),
-            ]
-        )
-    parts.append(
-        table(
-            ["member", "parameters", "non-embedding", "training FLOPs (final)", "seeds", "runs"],
-            rows,
-            numeric=(1, 2, 3, 4),
-        )
-    )
-    parts.append(_runs_html(study))
-    return Section(id="summary", title="Summary", html="".join(parts))
-
-
-def _size_range(members: pd.DataFrame) -> str:
-    if members.empty:
-        return "no results"
-    lo, hi = float(members["n_params"].min()), float(members["n_params"].max())
-    return (
-        f"{format_count(lo)}–{format_count(hi)} parameters" if lo != hi else f"{format_count(lo)} parameters"
-    )
-
-
-def _budget_text(budget: Any) -> str:
-    if not isinstance(budget, dict):
-        return "–" if budget is None else str(budget)
-    kind = budget.get("kind")
-    main = budget.get(kind) if kind else None
-    words = {
-        "steps": "steps",
-        "tokens": "tokens",
-        "tokens_per_param": "tokens per parameter",
-        "flops": "FLOPs",
-    }
-    if kind in words and main is not None:
-        text = f"{fmt_num(main)} {words[kind]} per member"
-        extra = [f"{k} {fmt_num(v)}" for k, v in budget.items() if k in ("min_steps", "max_steps") and v]
-        return text + (f" ({', '.join(extra)})" if extra else "")
-    return ", ".join(f"{k}: {v}" for k, v in budget.items())
-
-
-def _runs_html(study: StudyData) -> str:
-    runs = study.runs
-    if not runs:
-        return "<p class='muted'>No run directories under runs/.</p>"
-    failed = [r for r in runs if r.status == "failed"]
-    parts = []
-    if failed:
-        parts.append(f"<h3>Failed runs ({len(failed)})</h3>")
-        rows = [
-            [
-                esc(r.run_id),
-                esc(r.member or "?"),
-                esc(r.seed if r.seed is not None else "?"),
-                f'<span class="error">{esc(r.error or "no error recorded")}</span>',
-            ]
-            for r in failed
-        ]
-        parts.append(table(["run", "member", "seed", "error"], rows))
-    rows = []
-    for r in sorted(runs, key=lambda r: (study_size(study, r.member), r.member or "", r.seed or 0)):
-        last = r.metrics["step"].max() if "step" in r.metrics and not r.metrics.empty else None
-        loss = _last_loss(r.metrics)
-        rows.append(
-            [
-                esc(r.run_id),
-                esc(r.member or "?"),
-                esc(r.seed if r.seed is not None else "?"),
-                badge(r.status),
-                esc(fmt_num(last)),
-                esc(fmt_num(loss)),
-                esc(fmt_duration(r.runtime_s)),
-            ]
-        )
-    parts.append(
-        f"<details><summary>All {len(runs)} runs</summary>"
-        + table(
-            ["run", "member", "seed", "state", "last step", "final loss", "runtime"],
-            rows,
-            numeric=(2, 4, 5, 6),
-        )
-        + "</details>"
-    )
-    return "".join(parts)
-
-
-def study_size(study: StudyData, member: str | None) -> float:
-    """Parameter count of a member (0 when unknown), for ordering."""
-    rows = study.results[study.results["member"] == member]
-    return float(rows["n_params"].max()) if not rows.empty else 0.0
-
-
-def _last_loss(metrics: pd.DataFrame) -> float | None:
-    if "loss" not in metrics or metrics["loss"].dropna().empty:
-        return None
-    return float(metrics.dropna(subset=["loss"]).sort_values("step")["loss"].iloc[-1])
-
-
-# --- emergence table ---------------------------------------------------------------------------------------
-
-
-def emergence_table_section(study: StudyData, views: list[TaskView]) -> Section:
-    """One row per task × metric with the analysis' numbers on the primary scale axis."""
-    analysis = study.analysis
-    if analysis is None:
-        return Section(
-            id="emergence",
-            title="Emergence table",
-            html="<p class='muted'>No analysis.json: thresholds, linearity, breakthroughness and verdicts "
-            "appear "
-            "after <code>emergence analyze</code>.</p>",
-        )
-    axis = str((analysis.get("axes") or {}).get("primary", "n_params"))
-    rows = []
-    for view in views:
-        for e in view.entries:
-            rows.append(_entry_row(view, e, axis))
-    parts = [
-        f"<p>Measured on the primary scale axis (<b>{esc(AXIS_WORDS.get(axis, axis))}</b>) at each run's "
-        "final step. <i>Threshold</i>: x₀ of the sigmoid or hinge fit, with its bootstrap CI over seeds. "
-        "<i>L</i> and "
-        "<i>B</i>: BIG-bench linearity and breakthroughness of the normalised mean scores (equal steps give "
-        "L = B = n − 1; B is clipped for a single jump). <i>Fit</i>: the model chosen by the information "
-        "criterion and its margin over a straight line. <i>Prediction error</i>: the largest member(s) "
-        "predicted from a fit "
-        "to the smaller ones.</p>"
-    ]
-    if rows:
-        parts.append(
-            table(
-                [
-                    "task",
-                    "metric",
-                    "kind",
-                    f"threshold x₀ [CI] ({esc(AXIS_WORDS.get(axis, axis))})",
-                    "L",
-                    "B",
-                    "fit (Δ vs line)",
-                    "verdict",
-                    "prediction error",
-                ],
-                rows,
-                numeric=(3, 4, 5),
-                cls="emergence",
-            )
-        )
-    else:
-        parts.append("<p class='muted'>analysis.json has no entries.</p>")
-    warnings = analysis.get("warnings") or []
-    if warnings:
-        parts.append("<h3>Analysis warnings</h3><ul class='reasons'>")
-        parts += [f"<li>{esc(w)}</li>" for w in warnings]
-        parts.append("</ul>")
-    return Section(id="emergence", title="Emergence table", html="".join(parts))
-
-
-def _threshold_text(thr: dict[str, Any] | None) -> str:
-    if not thr or thr.get("x0") is None:
-        return "–"
-    ci = thr.get("ci")
-    text = fmt_num(thr["x0"], 2)
-    if ci and ci[0] is not None and ci[1] is not None:
-        text += f" [{fmt_num(ci[0], 2)}, {fmt_num(ci[1], 2)}]"
-    text = esc(text)
-    text += f" <span class='muted'>({esc(thr.get('model', ''))}"
-    text += ", not the best fit)" if thr.get("from_best") is False else ")"
-    return text + "</span>"
-
-
-def _entry_row(view: TaskView, e: dict[str, Any], axis: str) -> list[str]:
-    fit = (e.get("fits") or {}).get(axis) or {}
-    bb = (e.get("bigbench") or {}).get(axis) or {}
-    verdict = e.get("verdict") or {}
-    thr = verdict.get("threshold") or fit.get("threshold")
-    if fit.get("status") == "ok" and fit.get("best"):
-        delta = fit.get("delta_vs_line")
-        crit = str(fit.get("criterion", "aic")).upper()
-        fit_text = esc(fit["best"]) + (
-            f" <span class='muted'>(Δ{esc(crit)} {esc(fmt_num(delta, 3))})</span>"
-            if fit["best"] != "line"
-            else ""
-        )
-    else:
-        fit_text = f"<span class='muted'>{esc(fit.get('status', '–'))}</span>"
-    b_text = esc(fmt_num(bb.get("breakthroughness")))
-    if bb.get("clipped"):
-        b_text += "<span class='flag' title='a single jump: B is infinite and clipped'>clipped</span>"
-    v = str(verdict.get("verdict", "–"))
-    return [
-        esc(view.label),
-        esc(e["metric"]),
-        esc(e.get("kind", "")),
-        _threshold_text(thr),
-        esc(fmt_num(bb.get("linearity"))),
-        b_text,
-        fit_text,
-        badge(v) if v != "–" else "–",
-        _prediction_text((e.get("prediction") or {}).get(axis)),
-    ]
-
-
-def _prediction_text(pred: dict[str, Any] | None) -> str:
-    if not pred:
-        return "–"
-    if pred.get("status") != "ok":
-        status = str(pred.get("status", "")).replace("_", " ")
-        return f"<span class='muted' title='{esc(pred.get('reason') or status)}'>{esc(status)}</span>"
-    xs = pred.get("x") or []
-    members = pred.get("members") or []
-    parts = []
-    for i, err in enumerate(pred.get("abs_error") or []):
-        # Name the held-out point by its member, else by its scale.
-        who = members[i] if i < len(members) else (format_count(xs[i]) if i < len(xs) else f"#{i + 1}")
-        measured = (pred.get("measured") or [None] * (i + 1))[i]
-        predicted = (pred.get("predicted") or [None] * (i + 1))[i]
-        inside = (pred.get("in_interval") or [None] * (i + 1))[i]
-        mark = "" if inside is None else (" ✓" if inside else " ✗")
-        where = "inside" if inside else "outside"
-        parts.append(
-            f"<span title='predicted {esc(fmt_num(predicted))}, measured {esc(fmt_num(measured))}; "
-            f"{where} the prediction interval'>{esc(who)}: {esc(fmt_num(err))}{mark}</span>"
-        )
-    return "<br>".join(parts) or "–"
 
 
 # --- one task ----------------------------------------------------------------------------------------------
