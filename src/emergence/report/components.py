@@ -36,6 +36,10 @@ def fmt_num(value: Any, digits: int = 3) -> str:
         return f"{int(v):,}"  # counts (steps, seeds) read better whole: "1,000", not "1e+03"
     if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
         return f"{v:.{max(digits - 1, 0)}e}"
+    if abs(v) >= 1:
+        # Fixed point with `digits` significant digits: 1234.5 → "1,234", 12.34 → "12.3".
+        decimals = max(0, digits - 1 - math.floor(math.log10(abs(v))))
+        return f"{v:,.{decimals}f}"
     return f"{v:.{digits}g}"
 
 

@@ -176,9 +176,47 @@ def task_section(study: StudyData, view: TaskView, sink: FigureSink) -> Section:
                 "checkpoint on; step 0, the untrained model, sits on a short linear stretch before it.",
             )
         )
+        step_table = _step_thresholds_html(view, sink.sizes)
+        if step_table:
+            parts.append(step_table)
     if view.length_predictions:
         parts.append(_length_html(view.length_predictions))
     return Section(id=f"task-{view.key.slug}", title=f"Task: {view.label}", html="".join(parts))
+
+
+def _step_thresholds_html(view: TaskView, sizes: dict[str, float]) -> str:
+    """When each member's metric jumps in training: step x₀ of its best sigmoid/hinge fit over checkpoints."""
+    members = sorted(
+        {m for e in view.entries for m in (e.get("fits_step") or {})}, key=lambda m: (sizes.get(m, 0.0), m)
+    )
+    rows, any_threshold = [], False
+    for e in view.entries:
+        fits = e.get("fits_step") or {}
+        if not fits:
+            continue
+        cells = []
+        for m in members:
+            fit = fits.get(m) or {}
+            thr = fit.get("threshold") or {}
+            if fit.get("status") != "ok":
+                cells.append("<span class='muted'>–</span>")
+            elif fit.get("best") in ("sigmoid", "hinge") and thr.get("x0") is not None:
+                any_threshold = True
+                ci = thr.get("ci")
+                ci_text = f" [{fmt_num(ci[0], 2)}, {fmt_num(ci[1], 2)}]" if ci and None not in ci else ""
+                cells.append(f"{esc(fmt_num(thr['x0'], 3))}{esc(ci_text)}")
+            else:
+                cells.append(f"<span class='muted'>{esc(fit.get('best') or '–')}</span>")
+        rows.append([esc(e["metric"]), *cells])
+    if not any_threshold:
+        return ""
+    return (
+        "<details><summary>When each size jumps during training (step x₀ of the fit over checkpoints)"
+        "</summary><p class='muted'>Step x₀ [CI] where a sigmoid or hinge over training steps beats a "
+        "straight line in log steps; otherwise the chosen model (a line: no jump).</p>"
+        + table(["metric", *(esc(m) for m in members)], rows, numeric=range(1, len(members) + 1))
+        + "</details>"
+    )
 
 
 def _passuntil_text(pu: dict[str, Any] | None) -> str:

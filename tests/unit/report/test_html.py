@@ -115,6 +115,7 @@ def test_report_emergence_table_and_verdicts(rendered: tuple[Path, str]) -> None
         assert esc(task["summary"]) in html
     assert "Metric-choice check" in html
     assert "Exact match against answer length" in html  # analysis["length_prediction"]
+    assert "When each size jumps during training" in html  # analysis entries' fits_step
     assert "synthetic data: thresholds are illustrative" in html  # analysis warnings
 
 
