@@ -28,6 +28,9 @@ GENERATORS: list[tuple[str, dict[str, Any]]] = [
     ("parity", {"length": 9, "answer": "word"}),
     ("larger", {"digits": 2}),
     ("majority", {"length": 9}),
+    ("agreement", {"max_depth": 1}),
+    ("agreement", {"format": "judge"}),
+    ("polarity", {}),
 ]
 
 
