@@ -73,9 +73,10 @@ def _threshold_text(thr: dict[str, Any] | None) -> str:
     if not thr or thr.get("x0") is None:
         return "–"
     ci = thr.get("ci")
-    text = fmt_num(thr["x0"], 2)
+    # Scale values as counts ("310k", "4.2G"): a threshold and its CI read alike whatever their size.
+    text = format_count(thr["x0"])
     if ci and ci[0] is not None and ci[1] is not None:
-        text += f" [{fmt_num(ci[0], 2)}, {fmt_num(ci[1], 2)}]"
+        text += f" [{format_count(ci[0])}, {format_count(ci[1])}]"
     text = esc(text)
     text += f" <span class='muted'>({esc(thr.get('model', ''))}"
     text += ", not the best fit)" if thr.get("from_best") is False else ")"

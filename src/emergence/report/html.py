@@ -203,7 +203,7 @@ def _step_thresholds_html(view: TaskView, sizes: dict[str, float]) -> str:
             elif fit.get("best") in ("sigmoid", "hinge") and thr.get("x0") is not None:
                 any_threshold = True
                 ci = thr.get("ci")
-                ci_text = f" [{fmt_num(ci[0], 2)}, {fmt_num(ci[1], 2)}]" if ci and None not in ci else ""
+                ci_text = f" [{fmt_num(ci[0])}, {fmt_num(ci[1])}]" if ci and None not in ci else ""
                 cells.append(f"{esc(fmt_num(thr['x0'], 3))}{esc(ci_text)}")
             else:
                 cells.append(f"<span class='muted'>{esc(fit.get('best') or '–')}</span>")

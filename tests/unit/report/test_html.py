@@ -19,6 +19,7 @@ from emergence.errors import UserError
 from emergence.report import MECHANISM_RENDERERS, environment, render_report
 from emergence.report.components import FigureSink, esc, figure_html, fmt_num, table
 from emergence.report.data import load_study
+from emergence.report.plots import format_count
 
 SECTIONS = (
     "summary",
@@ -110,7 +111,7 @@ def test_report_emergence_table_and_verdicts(rendered: tuple[Path, str]) -> None
         assert f"<td>{entry['metric']}</td>" in table_html
         thr = entry["fits"]["n_params"]["threshold"]
         if thr:
-            assert fmt_num(thr["x0"], 2) in table_html
+            assert format_count(thr["x0"]) in table_html
     for task in analysis["tasks"]:
         assert esc(task["summary"]) in html
     assert "Metric-choice check" in html
