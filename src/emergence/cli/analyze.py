@@ -53,6 +53,12 @@ def analyze_command(
         None,
         help="AnalysisConfig overrides, e.g. n_boot=100 large_min_score=60 (docs/emergence-analysis.md).",
     ),
+    mechanisms: bool = typer.Option(
+        False, "--mechanisms", help="Also measure mechanisms on the checkpoints (docs/mechanisms.md)."
+    ),
+    mechanisms_steps: str = typer.Option(
+        "all", "--mechanisms-steps", help="'all' checkpoints (training-time curves) or only the 'final' one."
+    ),
 ) -> None:
     """Fit thresholds, compute linearity/breakthroughness, check metric mirages; write analysis.json."""
     from rich.console import Console
@@ -67,7 +73,55 @@ def analyze_command(
     console.print(verdict_table(result))
     for w in result.get("warnings", []):
         console.print(f"[yellow]warning:[/] {w}")
+    if mechanisms:
+        section = measure_mechanisms(study_dir, mechanisms_steps)
+        console.print(mechanisms_table(section))
     console.print(f"wrote {study_dir / 'analysis.json'}")
+
+
+def measure_mechanisms(study_dir: Path, steps: str) -> dict[str, Any]:
+    """Run the mechanism measurements with study.yaml's `mechanisms:` section (MechanismsConfig fields)."""
+    from emergence.analysis.mechanisms import MechanismsConfig
+    from emergence.analysis.study_mechanisms import measure_study
+    from emergence.config import from_dict, load_yaml_dict
+
+    if steps not in ("all", "final"):
+        raise UserError(f"--mechanisms-steps: expected 'all' or 'final', got {steps!r}")
+    section: dict[str, Any] = {}
+    if (study_dir / "study.yaml").is_file():
+        section = dict(load_yaml_dict(study_dir / "study.yaml").get("mechanisms") or {})
+    section.pop("enabled", None)
+    section.pop("steps", None)
+    cfg = from_dict(MechanismsConfig, section, where="mechanisms")
+    return measure_study(study_dir, cfg, steps=steps)  # type: ignore[arg-type]
+
+
+def mechanisms_table(section: dict[str, Any]) -> Any:
+    """One row per run: final-checkpoint headline numbers."""
+    from rich.table import Table
+
+    table = Table(title="Mechanisms (final checkpoint of each run)")
+    cols = ("member", "seed", "params", "max induction", "ICL score", "tau_S (null)", "size law", "m", "chi")
+    for col in cols:
+        table.add_column(col)
+
+    def f(x: Any, fmt: str = "{:.2f}") -> str:
+        return fmt.format(x) if isinstance(x, int | float) else "-"
+
+    for run in section["runs"]:
+        s = (run.get("final") or {}).get("summary", {})
+        table.add_row(
+            str(run["member"]),
+            str(run["seed"]),
+            f(run.get("n_params"), "{:.3g}"),
+            f(s.get("max_induction")),
+            f(s.get("icl_score")),
+            f"{f(s.get('tau_s'))} ({f(s.get('null_tau_s'))})",
+            str(s.get("size_verdict") or "-"),
+            f(s.get("branching_m")),
+            f(s.get("chi_mean_rest")),
+        )
+    return table
 
 
 def register(app: typer.Typer) -> None:
