@@ -159,12 +159,40 @@ def _first(df: pd.DataFrame, column: str) -> Any:
     return None
 
 
-def _load_runs(runs_dir: Path, results: pd.DataFrame) -> list[RunInfo]:
-    if not runs_dir.is_dir():
+def _planned_runs(study_dir: Path) -> list[dict[str, Any]]:
+    """The runner's plan.json (a list of {run_id, member, seed, …}): runs not started have no directory."""
+    path = study_dir / "plan.json"
+    if not path.is_file():
         return []
+    plan = read_json(path)
+    if isinstance(plan, dict):
+        plan = plan.get("runs", [])
+    return [r for r in plan if isinstance(r, dict) and r.get("run_id")] if isinstance(plan, list) else []
+
+
+def _load_runs(runs_dir: Path, results: pd.DataFrame) -> list[RunInfo]:
     by_run = results.drop_duplicates("run_id").set_index("run_id") if not results.empty else None
     runs: list[RunInfo] = []
-    for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
+    run_dirs = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
+    on_disk = {p.name for p in run_dirs}
+    for planned in _planned_runs(runs_dir.parent):
+        if str(planned["run_id"]) in on_disk:
+            continue
+        runs.append(
+            RunInfo(
+                run_id=str(planned["run_id"]),
+                status="pending",
+                error=None,
+                member=str(planned["member"]) if planned.get("member") is not None else None,
+                seed=_as_int(planned.get("seed")),
+                runtime_s=None,
+                started=None,
+                finished=None,
+                config={},
+                metrics=pd.DataFrame(),
+            )
+        )
+    for run_dir in run_dirs:
         run_id = run_dir.name
         status_path = run_dir / "status.json"
         status: dict[str, Any] = {}
@@ -176,7 +204,7 @@ def _load_runs(runs_dir: Path, results: pd.DataFrame) -> list[RunInfo]:
             loaded = read_yaml(run_dir / "config.yaml")
             config = loaded if isinstance(loaded, dict) else {}
         metrics = pd.DataFrame(read_jsonl(run_dir / "metrics.jsonl"))
-        member, seed = _run_identity(run_id, config, by_run)
+        member, seed = _run_identity(run_id, status, config, by_run)
         started = _parse_time(status.get("started_at", status.get("started")))
         finished = _parse_time(status.get("finished_at", status.get("finished", status.get("ended_at"))))
         runs.append(
@@ -197,12 +225,14 @@ def _load_runs(runs_dir: Path, results: pd.DataFrame) -> list[RunInfo]:
 
 
 def _run_identity(
-    run_id: str, config: dict[str, Any], by_run: pd.DataFrame | None
+    run_id: str, status: dict[str, Any], config: dict[str, Any], by_run: pd.DataFrame | None
 ) -> tuple[str | None, int | None]:
-    """Member and seed of a run: from its result rows when it has any, else from its resolved config."""
+    """Member and seed of a run: from its result rows, else its status.json, else its resolved config."""
     if by_run is not None and run_id in by_run.index:
         row = by_run.loc[run_id]
         return str(row["member"]), _as_int(row["seed"])
+    if status.get("member"):
+        return str(status["member"]), _as_int(status.get("seed"))
     train = config.get("train") if isinstance(config.get("train"), dict) else {}
     model = config.get("model") if isinstance(config.get("model"), dict) else {}
     member = config.get("member", model.get("name", config.get("name")))

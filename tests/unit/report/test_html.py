@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import subprocess
@@ -257,3 +258,19 @@ def test_report_of_a_study_without_results_rows_or_run_dirs(tmp_path: Path) -> N
     assert "ValueError: bad width" in html and "1 failed" in html
     assert "No study.yaml in this study" in html
     assert "<img " not in html
+
+
+def test_planned_runs_without_a_directory_count_as_pending(tmp_path: Path) -> None:
+    study = make_study(tmp_path / "study", seeds=(0,), with_analysis=False)
+    on_disk = sorted(p.name for p in (study / "runs").iterdir())
+    plan = [{"run_id": r} for r in on_disk] + [{"run_id": "notstarted", "member": "xl", "seed": 7}]
+    (study / "plan.json").write_text(json.dumps(plan))
+    runs = {r.run_id: r for r in load_study(study).runs}
+    assert len(runs) == len(on_disk) + 1
+    assert (runs["notstarted"].status, runs["notstarted"].member, runs["notstarted"].seed) == (
+        "pending",
+        "xl",
+        7,
+    )
+    # A run without result rows (the failed one) still knows its member from status.json.
+    assert all(r.member in MEMBERS for r in runs.values())
