@@ -42,6 +42,7 @@ class RunInfo:
     finished: dt.datetime | None
     config: dict[str, Any]
     metrics: pd.DataFrame  # rows of metrics.jsonl (step, loss, lr, …); empty when the log is absent
+    traceback: str | None = None  # the end of a failed run's traceback file (error.txt)
 
 
 @dataclass(frozen=True)
@@ -219,9 +220,22 @@ def _load_runs(runs_dir: Path, results: pd.DataFrame) -> list[RunInfo]:
                 finished=finished,
                 config=config,
                 metrics=metrics,
+                traceback=_traceback_tail(run_dir, status),
             )
         )
     return runs
+
+
+def _traceback_tail(run_dir: Path, status: dict[str, Any], max_lines: int = 25) -> str | None:
+    """The last lines of the traceback a failed run left (the file status.json names, else error.txt)."""
+    if status.get("status", status.get("state")) != "failed":
+        return None
+    name = status.get("traceback_file") or "error.txt"
+    path = run_dir / str(name)
+    if path.parent != run_dir or not path.is_file():  # only files inside the run directory
+        return None
+    lines = path.read_text(encoding="utf-8", errors="replace").rstrip().splitlines()
+    return "\n".join(lines[-max_lines:]) or None
 
 
 def _run_identity(

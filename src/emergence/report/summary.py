@@ -1,7 +1,7 @@
 """The report's Summary section: what the study is and how its runs went.
 
 Study name, members with sizes and colours, seeds, tasks, budget, runtime, run states, and the one-line error
-of every failed run (the traceback stays in the run's error.txt).
+of every failed run, with the end of its traceback (error.txt) in a fold.
 """
 
 from __future__ import annotations
@@ -140,7 +140,12 @@ def _runs_html(study: StudyData) -> str:
                 esc(r.run_id),
                 esc(r.member or "?"),
                 esc(r.seed if r.seed is not None else "?"),
-                f'<span class="error">{esc(r.error or "no error recorded")}</span>',
+                f'<span class="error">{esc(r.error or "no error recorded")}</span>'
+                + (
+                    f"<details><summary>traceback</summary><pre>{esc(r.traceback)}</pre></details>"
+                    if r.traceback
+                    else ""
+                ),
             ]
             for r in failed
         ]

@@ -95,6 +95,7 @@ def test_report_summary_content(rendered: tuple[Path, str]) -> None:
         assert f"{n_params:,}" in html
     assert "14 done, 1 failed" in html
     assert "loss is NaN at step 412" in html  # the failed run's error
+    assert "<summary>traceback</summary><pre>Traceback (most recent call last):" in html
     assert f"<td>{FAILED[0]}</td><td>{FAILED[1]}</td>" in html
     assert "0, 1, 2" in html  # seeds
     assert "addition, sentiment" in html  # tasks
