@@ -135,7 +135,7 @@ def render_generic(key: str, value: Any, sink: FigureSink, depth: int = 0) -> st
             parts.append(f"<h4>{esc(_title(k))}</h4>{render_generic(f'{key}-{k}', v, sink, depth + 1)}")
         return "".join(parts) or "<p class='muted'>(empty)</p>"
     if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
-        return _records_table(value)
+        return _records_view(key, value, sink, depth)
     if _is_numbers(value):
         if len(value) > 8:
             return _series_figure(key, {"x": list(range(len(value))), "y": value}, sink)
@@ -167,6 +167,107 @@ def _cell(v: Any) -> str:
     if isinstance(v, list):
         return ", ".join(_cell(x) for x in v)
     return str(v)
+
+
+# Keys that can serve as the x of a per-record series (in order of preference).
+_X_KEYS = ("step", "x", "tokens_seen", "n_params", "fraction", "n_neurons", "layer")
+
+
+def _record_label(record: dict[str, Any], i: int) -> str:
+    """A short name for a record: its member and seed, else its run id or name, else its index."""
+    if "member" in record:
+        seed = record.get("seed")
+        return f"{record['member']}" + (f" (seed {seed})" if seed is not None else "")
+    for k in ("run_id", "name", "task", "id"):
+        if isinstance(record.get(k), str | int):
+            return str(record[k])
+    return f"#{i}"
+
+
+def _series_of(items: Any) -> tuple[str, list[float], dict[str, list[float]]] | None:
+    """Records sharing a numeric x key → (x key, xs, {field: ys}), one level of nesting flattened."""
+    if not (isinstance(items, list) and len(items) >= 2 and all(isinstance(r, dict) for r in items)):
+        return None
+    xkey = next((k for k in _X_KEYS if all(isinstance(r.get(k), int | float) for r in items)), None)
+    if xkey is None:
+        return None
+    fields: dict[str, list[float]] = {}
+    for i, r in enumerate(items):
+        flat = {k: v for k, v in r.items() if k not in _X_KEYS}
+        for k, v in list(flat.items()):
+            if isinstance(v, dict):  # {"summary": {"max_induction": …}} → "max_induction"
+                flat.pop(k)
+                flat.update({sub: sv for sub, sv in v.items() if sub not in flat})
+        for k, v in flat.items():
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                fields.setdefault(k, [math.nan] * len(items))[i] = float(v)
+    fields = {k: ys for k, ys in fields.items() if sum(math.isfinite(y) for y in ys) >= 2}
+    return (xkey, [float(r[xkey]) for r in items], fields) if fields else None
+
+
+def _records_view(key: str, records: Sequence[dict[str, Any]], sink: FigureSink, depth: int) -> str:
+    """A list of records: scalars as a table, series as line plots, nested parts in folds."""
+    parts = [_records_table(records)]
+    nested_keys = list(dict.fromkeys(k for r in records for k, v in r.items() if not _is_scalar(v)))
+    for field in nested_keys:
+        series = [(_record_label(r, i), r, _series_of(r.get(field))) for i, r in enumerate(records)]
+        if any(s is not None for _, _, s in series):
+            parts.append(
+                f"<h4>{esc(_title(field))}</h4>" + _records_series_figure(f"{key}-{field}", series, sink)
+            )
+            continue
+        if depth >= _MAX_DEPTH:
+            continue
+        for i, (label, r, _) in enumerate(series[:_MAX_ITEMS]):
+            if field in r:
+                body = render_generic(f"{key}-{field}-{i}", r[field], sink, depth + 1)
+                parts.append(
+                    f"<details><summary>{esc(_title(field))}: {esc(label)}</summary>{body}</details>"
+                )
+        if len(records) > _MAX_ITEMS:
+            parts.append(f"<p class='muted'>{esc(field)} of {len(records) - _MAX_ITEMS} more records: see "
+                         "analysis.json.</p>")  # fmt: skip
+    return "".join(parts)
+
+
+Series = tuple[str, list[float], dict[str, list[float]]]  # (x key, xs, {field: ys})
+
+
+def _records_series_figure(
+    key: str, series: list[tuple[str, dict[str, Any], Series | None]], sink: FigureSink
+) -> str:
+    """One panel per measured field, one line per record (coloured by member where the record names one)."""
+    if not _figure_budget_left(sink):
+        return "<p class='muted'>series (see analysis.json)</p>"
+    fields = list(dict.fromkeys(f for _, _, s in series if s for f in s[2]))[:9]
+    xkey = next(s[0] for _, _, s in series if s)
+    palette = [MEAN_COLOR, FIT_COLOR, "#3b528b", "#21918c", "#5ec962"]
+    with _style():
+        fig, axes, spare = _grid(len(fields), panel_w=3.9, panel_h=2.8)
+        handles = {}
+        for j, (label, record, s) in enumerate(series):
+            if s is None:
+                continue
+            color = sink.colors.get(str(record.get("member")), palette[j % len(palette)])
+            for ax, field in zip(axes, fields, strict=False):
+                if field in s[2]:
+                    (line,) = ax.plot(s[1], s[2][field], color=color, lw=1.4, marker="o", ms=2.5, label=label)
+                    handles.setdefault(label, line)
+        xs = [x for _, _, s in series if s for x in s[1]]
+        positive = [x for x in xs if x > 0]
+        for ax, field in zip(axes, fields, strict=False):
+            if positive and max(positive) / min(positive) >= 10:  # log-spaced checkpoints, sizes
+                if min(xs) <= 0:
+                    ax.set_xscale("symlog", linthresh=min(positive), linscale=0.4)
+                else:
+                    ax.set_xscale("log")
+            ax.set_xlabel(xkey.replace("_", " "))
+            ax.set_title(field.replace("_", " "), loc="left")
+        _legend_below(fig, list(handles.values())[:12], spare)
+    fig_file = sink.add(
+        save_figure(fig, sink.out_dir, f"mech-{_slug(key)}", f"{_title(key)} per record", svg=sink.svg)
+    )
+    return figure_html(fig_file)
 
 
 def _records_table(records: Sequence[dict[str, Any]]) -> str:

@@ -66,3 +66,32 @@ def test_a_broken_plugin_falls_back_to_the_generic_view(
         section = mechanisms.render_mechanisms({"probe": {"accuracy": 0.5}}, _sink(tmp_path))
     assert section.id == "mechanisms" and "accuracy" in section.html
     assert "no_such_plugin" in caplog.text
+
+
+def test_records_with_series_become_one_panel_per_field(tmp_path: Path) -> None:
+    sink = _sink(tmp_path)
+    sink.colors = {"s": "#440154", "l": "#7ad151"}
+    runs = [
+        {
+            "run_id": f"r{i}",
+            "member": member,
+            "seed": 0,
+            "points": [
+                {"step": st, "summary": {"max_induction": i + st / 1e3, "icl": -st / 1e4}}
+                for st in (0, 8, 64)
+            ],
+            "final": {"score": 0.5 + i},
+        }
+        for i, member in enumerate(("s", "l"))
+    ]
+    html = mechanisms.render_generic("runs", runs, sink)
+    assert [f.name for f in sink.written] == ["mech-runs-points"]
+    assert "<h4>Points</h4>" in html and 'id="fig-mech-runs-points"' in html
+    # Nested mappings of each record sit in folds, labelled by member and seed.
+    assert "<summary>Final: s (seed 0)</summary>" in html and "<summary>Final: l (seed 0)</summary>" in html
+    series = mechanisms._series_of(runs[0]["points"])
+    assert series == (
+        "step",
+        [0.0, 8.0, 64.0],
+        {"max_induction": [0.0, 0.008, 0.064], "icl": [0.0, -0.0008, -0.0064]},
+    )
