@@ -32,7 +32,15 @@ from matplotlib.ticker import FuncFormatter
 
 from emergence.registry import Registry
 from emergence.report.components import FigureSink, Section, esc, figure_html, fmt_num, table
-from emergence.report.plots import FIT_COLOR, MEAN_COLOR, _grid, _legend_below, _style, save_figure
+from emergence.report.plots import (
+    FIT_COLOR,
+    MEAN_COLOR,
+    _grid,
+    _legend_below,
+    _style,
+    log_axis_with_zero,
+    save_figure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -257,10 +265,7 @@ def _records_series_figure(
         positive = [x for x in xs if x > 0]
         for ax, field in zip(axes, fields, strict=False):
             if positive and max(positive) / min(positive) >= 10:  # log-spaced checkpoints, sizes
-                if min(xs) <= 0:
-                    ax.set_xscale("symlog", linthresh=min(positive), linscale=0.4)
-                else:
-                    ax.set_xscale("log")
+                log_axis_with_zero(ax, xs)
             ax.set_xlabel(xkey.replace("_", " "))
             ax.set_title(field.replace("_", " "), loc="left")
         _legend_below(fig, list(handles.values())[:12], spare)

@@ -334,30 +334,39 @@ def plot_scaling(
     return save_figure(fig, out_dir, name, alt, svg=svg)
 
 
+def log_axis_with_zero(ax: plt.Axes, values: Sequence[float]) -> bool:
+    """Log x for positive values; a 0 among them gets a short linear stretch (symlog), with clear ticks.
+
+    Returns whether a zero was placed on the linear stretch.
+    """
+    vals = np.asarray([v for v in values if math.isfinite(v)], float)
+    positive = vals[vals > 0]
+    if positive.size == 0:
+        return False
+    if not (vals <= 0).any():
+        ax.set_xscale("log")
+        return False
+    first, last = float(positive.min()), float(positive.max())
+    ax.set_xscale("symlog", linthresh=first, linscale=0.4)
+    # Ticks at 0, the first positive value and powers of ten at least 2× beyond it: labels never collide.
+    decades = range(math.ceil(math.log10(first * 2)), math.floor(math.log10(last)) + 1)
+    ticks = [0.0, first, *(t for t in (10.0**k for k in decades) if t <= last)]
+    if last >= 2 * ticks[-1]:
+        ticks.append(last)  # the last value, when no power of ten sits near it
+    distinct = sorted(set(positive.tolist()))
+    if len(distinct) <= 8 and all(b >= 1.8 * a for a, b in itertools.pairwise(distinct)):
+        ticks = [0.0, *distinct]  # few, well-spread values (checkpoints): label each one
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0f}" if v < 1e4 else format_count(v)))
+    return True
+
+
 def _step_axis(ax: plt.Axes, steps: pd.Series) -> None:
     """Log-spaced checkpoints on a log axis; step 0 (untrained) on a short linear stretch before them."""
-    positive = steps[steps > 0]
-    if positive.empty:
-        return
-    if (steps <= 0).any():
-        first = float(positive.min())
-        ax.set_xscale("symlog", linthresh=first, linscale=0.4)
-        # Ticks at 0, the first checkpoint and the powers of ten beyond it (symlog's own overlap near 0).
-        # Powers of ten at least 2× past the first checkpoint, so that labels never collide.
-        decades = range(math.ceil(math.log10(first * 2)), math.floor(math.log10(float(positive.max()))) + 1)
-        last = float(positive.max())
-        ticks = [0.0, first, *(t for t in (10.0**k for k in decades) if t <= last)]
-        if last >= 2 * ticks[-1]:
-            ticks.append(last)  # the final step, when no power of ten sits near it
-        checkpoints = sorted({float(v) for v in positive})
-        if len(checkpoints) <= 8 and all(b >= 1.8 * a for a, b in itertools.pairwise(checkpoints)):
-            ticks = [0.0, *checkpoints]  # few, well-spread checkpoints: label each one
-        ax.xaxis.set_major_locator(FixedLocator(ticks))
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0f}" if v < 1e4 else format_count(v)))
+    if log_axis_with_zero(ax, steps.tolist()):
         ax.set_xlabel("training step (log scale after the first checkpoint)")
     else:
-        ax.set_xscale("log")
         ax.set_xlabel("training step (log scale)")
 
 
