@@ -7,11 +7,11 @@ fp32 matmul peak measured in this run:
     MFU = (6N + 12·L·T·D) · tokens/s / peak      (N non-embedding parameters; REFERENCES §5)
 
 where the peak is the best rate of a large square sgemm timed with `torch.matmul` on the same threads (probed
-at the start, after every round and at the end; the best probe is used).
+at the start, every four step pairs and at the end; the best probe is used).
 
-The two models alternate in rounds (ours, HF, ours, HF, …) and each keeps its median (or `--stat min`) step
-time, so a burst of load from other processes hits both rather than one; the ratio is the number to read on a
-shared machine.
+The two models alternate step by step (ours, HF, HF, ours, …); tokens/s comes from each model's median (or
+`--stat min`) step time and ours/HF is the median over pairs of adjacent steps, so a burst of load from other
+processes hits both rather than one: the ratio is the number to read on a shared machine.
 
     .venv/bin/python bench/train_throughput.py                # three shapes, 2 threads
     .venv/bin/python bench/train_throughput.py --quick        # fewer steps, for a smoke check
@@ -139,9 +139,9 @@ def make_step(model: nn.Module, shape: Shape, seed: int) -> Callable[[], float]:
 
 
 def bench_shape(
-    shape: Shape, warmup: int, steps: int, rounds: int, stat: str, peaks: list[float]
+    shape: Shape, warmup: int, steps: int, stat: str, peaks: list[float]
 ) -> dict[str, float | str]:
-    """Alternate rounds of timed steps for both models (with a short sgemm probe per round); tokens/s each."""
+    """Time the two models step by step in alternation; tokens/s for each and the median paired ratio."""
     torch.manual_seed(0)
     models = {"ours": ours(shape), "hf": HFLogits(shape)}
     step_fns = {name: make_step(m, shape, seed=1) for name, m in models.items()}
@@ -149,18 +149,23 @@ def bench_shape(
     for fn in step_fns.values():
         for _ in range(warmup):
             fn()
-    per_round = max(1, steps // rounds)
-    for _ in range(rounds):
-        for name, fn in step_fns.items():
-            times[name].extend(fn() for _ in range(per_round))
-        peaks.append(matmul_peak(seconds=0.3))
+    ratios = []
+    for i in range(steps):
+        # Alternate which model goes first so that neither always runs right after the other's memory traffic.
+        order = ("ours", "hf") if i % 2 == 0 else ("hf", "ours")
+        for name in order:
+            times[name].append(step_fns[name]())
+        ratios.append(times["hf"][-1] / times["ours"][-1])
+        if i % 4 == 3:
+            peaks.append(matmul_peak(seconds=0.2))
     cfg = models["ours"].cfg  # type: ignore[union-attr]
     pick = statistics.median if stat == "median" else min
     tokens = shape.batch * shape.n_ctx
     row: dict[str, float | str] = {"shape": shape.label, "flops_per_token": flops_per_token(cfg, shape.n_ctx)}
     for name, ts in times.items():
         row[f"{name}_tokens_s"] = tokens / pick(ts)
-    row["ratio"] = float(row["ours_tokens_s"]) / float(row["hf_tokens_s"])
+    # A pair of steps shares the machine's load at that moment; the median over pairs resists load bursts.
+    row["ratio"] = statistics.median(ratios)
     return row
 
 
@@ -170,28 +175,27 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     parser.add_argument("--steps", type=int, default=16, help="timed steps per model and shape")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per model and shape")
-    parser.add_argument("--rounds", type=int, default=4, help="alternations between the two models")
     parser.add_argument(
         "--stat", choices=("median", "min"), default="median", help="step time statistic (min: least loaded)"
     )
-    parser.add_argument("--quick", action="store_true", help="4 timed steps, 1 warm-up, 2 rounds")
+    parser.add_argument("--quick", action="store_true", help="4 timed steps, 1 warm-up")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = parser.parse_args()
     if args.quick:
-        args.steps, args.warmup, args.rounds = 4, 1, 2
+        args.steps, args.warmup = 4, 1
     torch.set_num_threads(args.threads)
     import transformers
 
     print(
         f"torch {torch.__version__}, transformers {transformers.__version__}, threads {args.threads}, "
-        f"{args.steps} timed steps in {args.rounds} rounds after {args.warmup} warm-up, "
+        f"{args.steps} timed steps per model after {args.warmup} warm-up, "
         f"{args.stat} step time",
         flush=True,
     )
     peaks = [matmul_peak()]
     rows = []
     for shape in SHAPES:
-        row = bench_shape(shape, args.warmup, args.steps, args.rounds, args.stat, peaks)
+        row = bench_shape(shape, args.warmup, args.steps, args.stat, peaks)
         rows.append(row)
         print(f"  {row['shape']}: ours/HF {row['ratio']:.2f}", flush=True)
     peaks.append(matmul_peak(seconds=1.0))
