@@ -48,7 +48,11 @@ MechanismRenderer = Callable[[str, Any, FigureSink], str]
 MECHANISM_RENDERERS: Registry[MechanismRenderer] = Registry("mechanism renderer")
 
 # Modules that register dedicated renderers, imported when a study has mechanisms (absent ones are skipped).
-PLUGIN_MODULES: tuple[str, ...] = ("emergence.analysis.mechanisms", "emergence.analysis.study_mechanisms")
+PLUGIN_MODULES: tuple[str, ...] = (
+    "emergence.analysis.mechanisms",
+    "emergence.analysis.study_mechanisms",
+    "emergence.report.mechanisms_study",
+)
 
 _MAX_ROWS = 60  # records shown per table; the rest are counted, and analysis.json has them all
 _MAX_DEPTH = 3
