@@ -76,6 +76,15 @@ def test_run_writes_everything_and_rerun_is_idempotent(finished_study: tuple[Pat
     assert [p.stat().st_mtime_ns for p in ckpts] == mtimes  # no training happened
 
 
+def test_worker_processes_give_the_same_results(
+    finished_study: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    study, out = finished_study[0], tmp_path / "two"
+    assert main(["run", str(study), "--out", str(out), "-q", "--workers", "2"]) == 0
+    expected = pd.read_parquet(finished_study[1] / "results.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "results.parquet"), expected)
+
+
 def test_eval_reevaluates_without_training(
     finished_study: tuple[Path, Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -26,7 +26,12 @@ def _emergence(args: list[str], env: dict[str, str] | None = None) -> subprocess
     full_env = {**os.environ, **(env or {})}
     full_env.pop("PYTEST_CURRENT_TEST", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "emergence.cli", *args],
+        [
+            sys.executable,
+            "-c",
+            "import sys; from emergence.cli import main; sys.exit(main(sys.argv[1:]))",
+            *args,
+        ],
         env=full_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -52,8 +57,8 @@ def test_crash_mid_training_resumes_to_identical_results(
     study, expected = reference
     out = tmp_path / "out"
     proc = _emergence(["run", str(study), "--out", str(out), "-q"], env={CRASH_ENV: "3"})
-    proc.communicate(timeout=300)
-    assert proc.returncode != 0  # died at step 3 of the first run
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 75, err.decode()  # the trainer's crash exit, at step 3 of the first run
     first = read_json(next((out / "runs").glob("*/status.json")))
     assert first["state"] == "running"  # left as an interrupted run, not a failure
     assert (out / ".lock").exists()  # a stale lock, taken over below

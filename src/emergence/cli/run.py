@@ -59,6 +59,9 @@ def _print_outcome(outcome: StudyOutcome) -> None:
     typer.echo(
         f"{o.done}/{o.total} runs done, {o.failed} failed, {o.skipped} skipped ({o.wall_s:.1f} s)", err=True
     )
+    if o.timings:
+        phases = ", ".join(f"{k} {v:.1f} s" for k, v in o.timings.items())
+        typer.echo(f"  time by phase: {phases}", err=True)
     for run_id, error in o.failures.items():
         typer.echo(f"  failed {run_id}: {error}", err=True)
     if o.failed:

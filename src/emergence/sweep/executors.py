@@ -154,6 +154,9 @@ class LocalExecutor(Executor):
     ) -> list[int]:
         """Run some jobs in one pool; if it breaks, report the jobs it was running and return the others."""
         ctx = mp.get_context(self.start_method)
+        if self.start_method == "forkserver":
+            # Import torch and the run code once in the fork server; each worker then starts as a cheap fork.
+            ctx.set_forkserver_preload(["torch", "emergence.sweep.runner"])
         pool = cf.ProcessPoolExecutor(
             max_workers=min(self.workers, len(indices)),
             mp_context=ctx,

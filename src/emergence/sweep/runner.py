@@ -108,6 +108,8 @@ class StudyOutcome:
     failures: dict[str, str] = field(default_factory=dict)  # run_id → one-line error
     wall_s: float = 0.0
     report: Path | None = None
+    # Seconds per phase: runs, collect, analysis, report.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 # -- one run -------------------------------------------------------------------------------------------------
@@ -123,6 +125,7 @@ def execute_run(
     status = read_status(run_dir, job.spec.run_id)
     status.member, status.seed = job.spec.member, job.spec.seed
     status = mark_running(run_dir, status)
+    cpu0 = time.process_time()
     try:
         work(job, status, progress)
         if not (run_dir / RESULTS_FILE).exists():
@@ -131,11 +134,13 @@ def execute_run(
         raise  # leave the run "running" on disk: the next invocation resumes it
     except Exception as e:
         status = read_status(run_dir, job.spec.run_id) if status_path_exists(run_dir) else status
+        status.cpu_s = round(time.process_time() - cpu0, 3)
         mark_failed(run_dir, status, e)
         return {"run_id": job.spec.run_id, "state": "failed", "error": status.error}
     status = read_status(run_dir, job.spec.run_id)
     status.trained = True
     status.eval_key = job.eval_key
+    status.cpu_s = round(time.process_time() - cpu0, 3)
     mark_done(run_dir, status)
     return {"run_id": job.spec.run_id, "state": "done", "error": None}
 
@@ -323,6 +328,7 @@ def _execute(
         **study.executor.options,
     )
     fn = functools.partial(execute_run, work=work) if work is not None else execute_run
+    t0 = time.perf_counter()
     with StudyProgress(study.name, [*skipped, *todo], skipped, enabled=progress, on_event=on_event) as bar:
 
         def on_result(job: RunJob, result: Any, error: BaseException | None) -> None:
@@ -336,20 +342,23 @@ def _execute(
             bar.finished(job, result)
 
         executor.run(fn, todo, on_result, progress=bar.on_progress)
+    outcome.timings["runs"] = time.perf_counter() - t0
 
 
 def _finish_study(
     study: StudyConfig, study_dir: Path, jobs: list[RunJob], outcome: StudyOutcome, *, analyze: bool
 ) -> None:
     """Summarise statuses, collect results, analyse and render."""
+    t0 = time.perf_counter()
     summary = write_study_status(study_dir, jobs)
     outcome.done = summary["counts"].get("done", 0)
     outcome.failed = summary["counts"].get("failed", 0)
     frame = collect_results(study_dir, jobs)
+    outcome.timings["collect"] = time.perf_counter() - t0
     if analyze and frame.empty:
         log.warning("no run finished, so there is nothing to analyse; see %s", study_dir / STUDY_STATUS_FILE)
     elif analyze:
-        outcome.report = analyze_and_report(study, study_dir)
+        outcome.report = analyze_and_report(study, study_dir, outcome.timings)
 
 
 def run_study_spec(
@@ -472,6 +481,7 @@ def write_study_status(study_dir: Path, jobs: list[RunJob]) -> dict[str, Any]:
                     f"runs/{job.spec.run_id}/{st.traceback_file}" if st.traceback_file else None
                 ),
                 "wall_s": st.wall_s,
+                "cpu_s": st.cpu_s,
             }
         )
     summary = {"study": jobs[0].study if jobs else "", "counts": counts, "runs": runs}
@@ -492,13 +502,19 @@ def collect_results(study_dir: Path, jobs: list[RunJob]) -> pd.DataFrame:
     return frame
 
 
-def analyze_and_report(study: StudyConfig, study_dir: Path) -> Path | None:
+def analyze_and_report(
+    study: StudyConfig, study_dir: Path, timings: dict[str, float] | None = None
+) -> Path | None:
     """Run the emergence analysis and render the report; returns the report's path."""
     from emergence.analysis.emergence import AnalysisConfig, analyze_study
     from emergence.report import render_report
 
+    timings = timings if timings is not None else {}
+    t0 = time.perf_counter()
     analyze_study(study_dir, _from_dict(AnalysisConfig, study.analysis, "analysis"))
+    t1 = time.perf_counter()
     report = render_report(study_dir)
+    timings["analysis"], timings["report"] = t1 - t0, time.perf_counter() - t1
     return Path(report) if report is not None else study_dir / "report.html"
 
 

@@ -47,6 +47,9 @@ class RunStatus:
     started: float | None = None
     finished: float | None = None
     wall_s: float | None = None
+    # CPU seconds of the last attempt in its process (training + evaluation): unlike wall time, not inflated
+    # by other work on a shared machine.
+    cpu_s: float | None = None
     attempts: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -66,6 +69,7 @@ class RunStatus:
             "started": self.started,
             "finished": self.finished,
             "wall_s": self.wall_s,
+            "cpu_s": self.cpu_s,
             "attempts": self.attempts,
             "extra": self.extra,
         }

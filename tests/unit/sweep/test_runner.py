@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -116,17 +115,6 @@ def test_stale_lock_is_taken_over_and_live_lock_refused(tmp_path: Path, study_di
     assert _run(study_dict, tmp_path).done == 4
     with study_lock(tmp_path), pytest.raises(UserError, match="being run by process"):
         _run(study_dict, tmp_path)
-
-
-def test_worker_processes_give_the_same_results(tmp_path: Path, study_dict: dict[str, Any]) -> None:
-    _run(study_dict, tmp_path / "one")
-    out = _run(study_dict, tmp_path / "two", ["executor.workers=2", "executor.threads_per_worker=1"])
-    assert out.done == 4
-    pids = {c[2] for c in calls(tmp_path / "two")}
-    assert str(os.getpid()) not in pids
-    a = pd.read_parquet(tmp_path / "one" / "results.parquet")
-    b = pd.read_parquet(tmp_path / "two" / "results.parquet")
-    pd.testing.assert_frame_equal(a, b)
 
 
 def test_progress_events_reach_the_caller(tmp_path: Path, study_dict: dict[str, Any]) -> None:
