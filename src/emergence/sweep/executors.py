@@ -4,7 +4,8 @@ An executor takes a list of jobs and a picklable top-level function `fn(job, pro
 `on_result(job, result, error)` in the parent process as each job finishes, in completion order. Failure
 isolation inside a run (an exception, a NaN loss) is the run function's business: it records the failure and
 returns normally. What the executor adds is isolation from the *process* dying (a worker killed for memory):
-the jobs it was running are reported with an error, and the others carry on in a fresh pool.
+the jobs the broken pool was running are run again one at a time, the one that kills its worker again is
+reported with an error, and the others carry on in a fresh pool.
 
 Executors are registered in `EXECUTORS` under the name a study's `executor.kind` uses, so a cluster executor
 (Ray: one run per remote task) can be added beside `local` without touching the runner.
@@ -35,8 +36,6 @@ TickFn = Callable[[], None]
 
 # How often the parent wakes up to poll progress while worker processes run.
 POLL_S = 0.5
-# A job requeued after its pool broke this many times is reported as the culprit instead of requeued again.
-MAX_REQUEUES = 2
 WORKER_DIED = "worker process died (killed or crashed) while running"
 
 
@@ -85,6 +84,14 @@ def _init_worker(threads: int) -> None:
     # Inter-op threads can only be set before any parallel work; a fresh worker has done none.
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
+
+
+def _was_started(job: Any, fut: cf.Future[Any]) -> bool:
+    """Whether a job of a broken pool had begun: its `started_marker()` if any, else the future's flag."""
+    marker = getattr(job, "started_marker", None)
+    if callable(marker):
+        return bool(marker())
+    return fut.running()
 
 
 @EXECUTORS.register("local")
@@ -138,34 +145,37 @@ class LocalExecutor(Executor):
 
     def _run_pool(self, fn: RunFn, jobs: Sequence[Any], on_result: ResultFn, on_tick: TickFn | None) -> None:
         remaining = list(range(len(jobs)))
-        requeued = [0] * len(jobs)
         while remaining:
-            leftover = self._one_pool(fn, jobs, remaining, on_result, on_tick)
-            remaining = []
-            for i in leftover:
-                requeued[i] += 1
-                if requeued[i] > MAX_REQUEUES:  # it keeps going down with its pool: it is the culprit
+            suspects, remaining = self._one_pool(fn, jobs, remaining, on_result, on_tick, self.workers)
+            # A worker died (killed for memory, a crash in native code) and the pool went down with every job
+            # it was running. Run each of those alone: the one that breaks its own pool is the culprit.
+            for i in suspects:
+                again, _ = self._one_pool(fn, jobs, [i], on_result, on_tick, 1)
+                if again:
                     on_result(jobs[i], None, RuntimeError(WORKER_DIED))
-                else:
-                    remaining.append(i)
 
     def _one_pool(
-        self, fn: RunFn, jobs: Sequence[Any], indices: list[int], on_result: ResultFn, on_tick: TickFn | None
-    ) -> list[int]:
-        """Run some jobs in one pool; if it breaks, report the jobs it was running and return the others."""
+        self,
+        fn: RunFn,
+        jobs: Sequence[Any],
+        indices: list[int],
+        on_result: ResultFn,
+        on_tick: TickFn | None,
+        workers: int,
+    ) -> tuple[list[int], list[int]]:
+        """Run some jobs in one pool; if it breaks, return (jobs it was running, jobs it had not started)."""
         ctx = mp.get_context(self.start_method)
         if self.start_method == "forkserver":
             # Import torch and the run code once in the fork server; each worker then starts as a cheap fork.
             ctx.set_forkserver_preload(["torch", "emergence.sweep.runner"])
         pool = cf.ProcessPoolExecutor(
-            max_workers=min(self.workers, len(indices)),
+            max_workers=min(workers, len(indices)),
             mp_context=ctx,
             initializer=_init_worker,
             initargs=(self.threads,),
         )
         futures = {pool.submit(fn, jobs[i], None): i for i in indices}
         pending = set(futures)
-        started: set[cf.Future[Any]] = set()
         broken = False
         try:
             while pending and not broken:
@@ -176,23 +186,21 @@ class LocalExecutor(Executor):
                         broken = True
                     else:
                         on_result(jobs[futures[fut]], None if exc else fut.result(), exc)
-                started |= {f for f in pending if f.running()}
                 if on_tick is not None and not broken:
                     on_tick()
         finally:
             pool.shutdown(wait=not broken, cancel_futures=True)
         if not broken:
-            return []
-        # A worker died (killed for memory, a crash in native code). The jobs seen running go down with it;
-        # the others get a fresh pool (a job that crashed between two polls is requeued a bounded number of
-        # times).
-        leftover: list[int] = []
-        for fut, i in futures.items():
-            exc = fut.exception() if fut.done() else None
-            if fut.done() and not isinstance(exc, BrokenProcessPool):
-                continue
-            if fut in started:
-                on_result(jobs[i], None, RuntimeError(WORKER_DIED))
-            else:
-                leftover.append(i)
-        return leftover
+            return [], []
+        unfinished = [
+            (fut, i)
+            for fut, i in futures.items()
+            if not fut.done() or isinstance(fut.exception(), BrokenProcessPool)
+        ]
+        # With one worker and one job there is nothing to tell apart: it is the culprit.
+        if len(indices) == 1:
+            return [i for _, i in unfinished], []
+        # Jobs handed to a worker have a status file saying so; the pool's own "running" flag also covers
+        # jobs merely queued for a worker, so the run's status is the better witness when there is one.
+        started = [i for fut, i in unfinished if _was_started(jobs[i], fut)]
+        return started, [i for _, i in unfinished if i not in started]

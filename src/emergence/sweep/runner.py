@@ -86,6 +86,10 @@ class RunJob:
         """This run's directory."""
         return Path(self.study_dir) / "runs" / self.spec.run_id
 
+    def started_marker(self) -> bool:
+        """Whether a worker has picked this run up (status running): the executor's crash triage asks."""
+        return read_status(self.run_dir, self.spec.run_id).state == "running"
+
 
 # work(job, status, progress): train and/or evaluate one run and write its results.parquet; raises on failure.
 RunWork = Callable[[RunJob, RunStatus, ProgressFn | None], None]

@@ -75,3 +75,13 @@ def fake_work(job: RunJob, status: RunStatus, progress: ProgressFn | None = None
                 }
             )
     write_results(job.run_dir / "results.parquet", results_frame(rows).to_dict("records"))
+
+
+def crashing_work(job: RunJob, status: RunStatus, progress: ProgressFn | None = None) -> None:
+    """Like `fake_work`, but a member named `crash*` takes its whole worker process down (as an OOM kill)."""
+    if job.spec.member.startswith("crash"):
+        time.sleep(0.3)  # long enough for the other worker to be mid-run when this one dies
+        os._exit(137)
+    if job.spec.member.startswith("slow"):
+        time.sleep(1.0)
+    fake_work(job, status, progress)
