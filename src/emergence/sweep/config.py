@@ -189,7 +189,7 @@ def validate_study(cfg: StudyConfig) -> None:
     """Check the sections owned by other modules (tasks, train, eval, analysis, executor) without running."""
     from emergence.analysis.emergence import AnalysisConfig
     from emergence.evaluate import EvalConfig
-    from emergence.sweep.executors import EXECUTORS
+    from emergence.sweep.executors import executor_kwargs
     from emergence.tasks import make_task
 
     for i, t in enumerate(cfg.tasks):
@@ -201,9 +201,11 @@ def validate_study(cfg: StudyConfig) -> None:
             raise UserError(f"tasks[{i}].options: {e}") from None
     from_dict(EvalConfig, cfg.eval, where="eval")
     from_dict(AnalysisConfig, cfg.analysis, where="analysis")
-    if cfg.executor.kind not in EXECUTORS:
-        try:
-            EXECUTORS.get(cfg.executor.kind)
-        except UserError as e:
-            raise UserError(f"executor.kind: {e}") from None
+    ex = cfg.executor
+    try:
+        # Imports a plugin executor's module (not its cluster library) and checks its options by signature.
+        executor_kwargs(ex.kind, ex.workers, ex.threads_per_worker, ex.options)
+    except UserError as e:
+        message = str(e)
+        raise UserError(message if message.startswith("executor.") else f"executor.kind: {message}") from None
     # train/data/family are checked by building every run's config (plan.plan_study), which names the member.

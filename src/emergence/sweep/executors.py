@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import importlib
+import inspect
 import multiprocessing as mp
 import os
 import sys
@@ -27,7 +29,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from emergence.registry import Registry
+from emergence.errors import UserError
+from emergence.registry import Registry, unknown_name_message
 
 ProgressFn = Callable[[dict[str, Any]], None]
 RunFn = Callable[[Any, ProgressFn | None], Any]
@@ -63,9 +66,51 @@ class Executor(ABC):
 EXECUTORS: Registry[Callable[..., Executor]] = Registry("executor")
 
 
+# Executors that live in their own module and register themselves when it is imported. The module is imported
+# only when a study asks for the kind, so that `local` studies never import (or need) the cluster library;
+# the registration inside the module stays the single source of truth for the name.
+PLUGIN_MODULES: dict[str, str] = {"ray": "emergence.sweep.ray_executor"}
+
+
+def executor_factory(kind: str) -> Callable[..., Executor]:
+    """The factory registered as `kind`, importing its plugin module on first use (did-you-mean if none)."""
+    if kind not in EXECUTORS and kind in PLUGIN_MODULES:
+        importlib.import_module(PLUGIN_MODULES[kind])
+    if kind not in EXECUTORS:
+        # Unknown: offer the plugin names too, though their modules are not imported yet.
+        raise UserError(unknown_name_message("executor", kind, [*EXECUTORS.names(), *PLUGIN_MODULES]))
+    return EXECUTORS.get(kind)
+
+
+def executor_kwargs(
+    kind: str, workers: int, threads_per_worker: int, options: dict[str, Any]
+) -> dict[str, Any]:
+    """Keyword arguments for `kind`'s factory: `options`, plus workers/threads where the factory takes them.
+
+    `workers` and `threads_per_worker` are study-level fields that mean something to `local`; a cluster
+    executor sizes itself through its own options (Ray: num_cpus per run), so they are passed only to a
+    factory that accepts them. Options the factory does not take are a UserError naming them.
+    """
+    factory = executor_factory(kind)
+    params = inspect.signature(factory).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kwargs = dict(options)
+    for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
+        if name in kwargs:
+            raise UserError(f"executor.options.{name}: set executor.{name} instead")
+        if takes_any or name in params:
+            kwargs[name] = value
+    try:
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError as e:
+        accepted = sorted(n for n in params if n not in ("self", "workers", "threads_per_worker"))
+        raise UserError(f"executor.options: {e} (executor {kind!r} takes {', '.join(accepted)})") from None
+    return kwargs
+
+
 def make_executor(kind: str, **options: Any) -> Executor:
     """Build a registered executor by name (unknown names get a did-you-mean UserError)."""
-    return EXECUTORS.get(kind)(**options)
+    return executor_factory(kind)(**options)
 
 
 def resolve_threads(workers: int, threads_per_worker: int) -> int:

@@ -32,7 +32,7 @@ from emergence.config import to_dict
 from emergence.errors import UserError
 from emergence.io import atomic_path, read_json, read_jsonl, write_json, write_yaml
 from emergence.sweep.config import StudyConfig
-from emergence.sweep.executors import ProgressFn, make_executor
+from emergence.sweep.executors import ProgressFn, executor_kwargs, make_executor
 from emergence.sweep.plan import RunSpec, eval_key_of, plan_study
 from emergence.sweep.store import (
     RESULTS_FILE,
@@ -275,7 +275,8 @@ def make_jobs(study: StudyConfig, study_dir: Path, specs: list[RunSpec]) -> list
     return [
         RunJob(
             study=study.name,
-            study_dir=str(study_dir),
+            # Absolute: a cluster worker (Ray) does not share this process's working directory.
+            study_dir=str(Path(study_dir).resolve()),
             spec=spec,
             eval=dict(study.eval),
             tasks=tasks,
@@ -325,11 +326,9 @@ def _execute(
     """Run the jobs on the study's executor with a live display; fills `outcome.ran`/`failures`."""
     from emergence.sweep.progress import StudyProgress
 
+    ex = study.executor
     executor = make_executor(
-        study.executor.kind,
-        workers=study.executor.workers,
-        threads_per_worker=study.executor.threads_per_worker,
-        **study.executor.options,
+        ex.kind, **executor_kwargs(ex.kind, ex.workers, ex.threads_per_worker, ex.options)
     )
     fn = functools.partial(execute_run, work=work) if work is not None else execute_run
     t0 = time.perf_counter()

@@ -74,3 +74,29 @@ def test_a_run_sharing_the_pool_with_a_crash_is_not_blamed(tmp_path: Path) -> No
     runs = {r["member"]: r for r in read_json(tmp_path / "status.json")["runs"]}
     assert {m: r["state"] for m, r in runs.items()} == {"slow": "done", "crash": "failed", "large": "done"}
     assert (out.done, out.failed) == (2, 1)
+
+
+def test_ray_kind_resolves_without_importing_ray() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from emergence.sweep.executors import executor_kwargs\n"
+        "kw = executor_kwargs('ray', 3, 1, {'num_cpus': 1, 'address': None})\n"
+        "assert kw == {'num_cpus': 1, 'address': None}, kw\n"
+        "assert 'ray' not in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_executor_options_are_checked_by_signature() -> None:
+    from emergence.errors import UserError
+    from emergence.sweep.executors import executor_kwargs
+
+    assert executor_kwargs("local", 2, 1, {}) == {"workers": 2, "threads_per_worker": 1}
+    with pytest.raises(UserError, match=r"executor\.options.*num_cpu"):
+        executor_kwargs("ray", 1, 1, {"num_cpu": 1})
+    with pytest.raises(UserError, match="did you mean 'ray'"):
+        executor_kwargs("rya", 1, 1, {})
