@@ -153,3 +153,29 @@ def test_bad_yaml_and_bad_field_exit_2(tmp_path: Path, capsys: pytest.CaptureFix
     assert "did you mean 'steps'" in capsys.readouterr().err
     assert main(["run", str(study), "eval.shots=[-1]"]) == 2
     assert "eval" in capsys.readouterr().err and not (Path(os.getcwd()) / "runs" / "tiny").exists()
+
+
+def test_tracking_toggle_does_not_retrain(finished_study: tuple[Path, Path, str], tmp_path: Path) -> None:
+    study, out = finished_study[0], _copy(finished_study[1], tmp_path)
+    ckpts = sorted((out / "runs").glob("*/checkpoints/step_*/model.safetensors"))
+    mtimes = [p.stat().st_mtime_ns for p in ckpts]
+    assert main(["run", str(study), "tracking.tensorboard=true", "--out", str(out), "-q"]) == 0
+    assert [p.stat().st_mtime_ns for p in ckpts] == mtimes
+    assert yaml.safe_load((out / "study.yaml").read_text())["tracking"] == {"tensorboard": True}
+
+
+def test_environment_and_mechanisms(finished_study: tuple[Path, Path, str], tmp_path: Path) -> None:
+    study, out = finished_study[0], _copy(finished_study[1], tmp_path)
+    (out / "environment.json").unlink()
+    mech = (
+        "mechanisms={enabled: true, n_streams: 2, n_calibration: 2, head_batch: 2, n_examples: 4,"
+        " pruning: false, attribution_examples: 0, jacobian: false}"
+    )
+    assert main(["run", str(study), mech, "--out", str(out), "-q"]) == 0
+    env = read_json(out / "environment.json")
+    assert "python" in env and "torch" in env
+    section = read_json(out / "analysis.json")["mechanisms"]
+    assert section["steps"] == "final"
+    assert {r["member"] for r in section["runs"]} == {"s", "l"}
+    assert all(len(r["points"]) == 1 for r in section["runs"])  # steps: final → the last checkpoint only
+    assert read_json(out / "analysis.json")["entries"]  # the emergence analysis is kept beside it

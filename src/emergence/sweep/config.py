@@ -11,6 +11,8 @@ A study is a model family × seeds × tasks under one training budget, evaluated
     eval:     {shots: [0], n_examples: 200}  # EvalConfig fields
     analysis: {}                             # AnalysisConfig fields
     executor: {kind: local, workers: 1, threads_per_worker: 0}
+    mechanisms: {enabled: false, steps: final}   # + MechanismsConfig fields
+    tracking: {tensorboard: false}           # TrackingConfig fields, passed to every run's trainer
 
 `train`, `data`, `eval` and `analysis` are owned by their modules' configs (TrainConfig, DataConfig,
 EvalConfig, AnalysisConfig): this file keeps them as mappings and `validate_study` builds them, so that the
@@ -144,6 +146,12 @@ class StudyConfig:
     eval: dict[str, Any] = field(default_factory=dict)  # EvalConfig fields
     analysis: dict[str, Any] = field(default_factory=dict)  # AnalysisConfig fields
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    # MechanismsConfig fields plus `enabled` (default false) and `steps` ("final" | "all" checkpoints): when
+    # enabled, the study measures mechanisms on its runs' checkpoints after the analysis, before the report.
+    mechanisms: dict[str, Any] = field(default_factory=dict)
+    # TrackingConfig fields (TensorBoard / MLflow) given to every run's trainer; not part of the run id, since
+    # where the training curve is mirrored does not change what is trained.
+    tracking: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\") or self.name in {".", ".."}:
@@ -185,6 +193,32 @@ def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
     return cfg
 
 
+MechanismsSteps = Literal["all", "final"]
+
+
+@dataclass(frozen=True)
+class MechanismsSection:
+    """The study's `mechanisms:` section read apart: whether to measure, which checkpoints, and how."""
+
+    enabled: bool
+    steps: MechanismsSteps
+    config: Any  # emergence.analysis.mechanisms.MechanismsConfig
+
+
+def mechanisms_section(cfg: StudyConfig) -> MechanismsSection:
+    """Validate `mechanisms:` (errors name `mechanisms.<field>`) and split off `enabled` and `steps`."""
+    from emergence.analysis.mechanisms import MechanismsConfig
+
+    fields = dict(cfg.mechanisms)
+    enabled = fields.pop("enabled", False)
+    steps = fields.pop("steps", "final")
+    if not isinstance(enabled, bool):
+        raise UserError(f"mechanisms.enabled: expected true or false, got {enabled!r}")
+    if steps not in ("all", "final"):
+        raise UserError(f"mechanisms.steps: expected 'all' or 'final', got {steps!r}")
+    return MechanismsSection(enabled, steps, from_dict(MechanismsConfig, fields, where="mechanisms"))
+
+
 def validate_study(cfg: StudyConfig) -> None:
     """Check the sections owned by other modules (tasks, train, eval, analysis, executor) without running."""
     from emergence.analysis.emergence import AnalysisConfig
@@ -201,6 +235,10 @@ def validate_study(cfg: StudyConfig) -> None:
             raise UserError(f"tasks[{i}].options: {e}") from None
     from_dict(EvalConfig, cfg.eval, where="eval")
     from_dict(AnalysisConfig, cfg.analysis, where="analysis")
+    mechanisms_section(cfg)
+    from emergence.tracking import TrackingConfig
+
+    from_dict(TrackingConfig, cfg.tracking, where="tracking")
     ex = cfg.executor
     try:
         # Imports a plugin executor's module (not its cluster library) and checks its options by signature.

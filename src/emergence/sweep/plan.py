@@ -52,9 +52,15 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
+# Run-config sections that do not change what is trained, so not part of the run id: toggling TensorBoard
+# must not retrain a finished study.
+UNHASHED_SECTIONS = ("tracking",)
+
+
 def run_id_of(run_config: dict[str, Any]) -> str:
-    """The run id: a short sha256 of the resolved run config's canonical JSON."""
-    return hashlib.sha256(canonical_json(run_config).encode("ascii")).hexdigest()[:RUN_ID_LEN]
+    """The run id: a short sha256 of the resolved run config's canonical JSON (less `tracking`)."""
+    hashed = {k: v for k, v in run_config.items() if k not in UNHASHED_SECTIONS}
+    return hashlib.sha256(canonical_json(hashed).encode("ascii")).hexdigest()[:RUN_ID_LEN]
 
 
 def eval_key_of(study: StudyConfig) -> str:
@@ -174,6 +180,7 @@ def plan_study(study: StudyConfig) -> list[RunSpec]:
             )
     members = resolve_members(study)
     data = _data_section(study)
+    tracking = _tracking_section(study, RunConfig)
     specs: list[RunSpec] = []
     for i, m in enumerate(members):
         where = f"family.members[{i}] ({m.name})"
@@ -184,7 +191,9 @@ def plan_study(study: StudyConfig) -> list[RunSpec]:
         model = _without_vocab(to_dict(gpt))
         for seed in study.seeds:
             train = {**study.train, **m.train, "seed": seed, **_budget_fields(study, gpt, n_non_emb)}
-            raw = {"model": model, "data": data, "train": train}
+            raw: dict[str, Any] = {"model": model, "data": data, "train": train}
+            if tracking is not None:
+                raw["tracking"] = tracking
             try:
                 cfg = from_dict(RunConfig, raw)
             except UserError as e:
@@ -204,6 +213,17 @@ def plan_study(study: StudyConfig) -> list[RunSpec]:
     if len(set(ids)) != len(ids):
         raise UserError("family: two members resolve to the same run config; make them differ")
     return specs
+
+
+def _tracking_section(study: StudyConfig, run_config_cls: type[Any]) -> dict[str, Any] | None:
+    """The study's `tracking:` for every run, or None when the trainer has no tracking field to take it."""
+    import dataclasses
+
+    if any(f.name == "tracking" for f in dataclasses.fields(run_config_cls)):
+        return dict(study.tracking)
+    if study.tracking:
+        raise UserError("tracking: this installation's trainer (RunConfig) has no `tracking` field")
+    return None
 
 
 def _budget_fields(study: StudyConfig, gpt: Any, n_non_emb: int) -> dict[str, Any]:

@@ -67,6 +67,7 @@ RESULT_COLUMNS = (
 LOCK_FILE = ".lock"
 PLAN_FILE = "plan.json"
 STUDY_STATUS_FILE = "status.json"
+ENVIRONMENT_FILE = "environment.json"
 
 
 @dataclass(frozen=True)
@@ -303,12 +304,13 @@ def run_study(
     study_dir.mkdir(parents=True, exist_ok=True)
     with study_lock(study_dir):
         write_yaml(study_dir / "study.yaml", to_dict(study))
+        write_environment(study_dir)
         write_json(study_dir / PLAN_FILE, [_plan_entry(s) for s in specs])
         jobs = make_jobs(study, study_dir, specs)
         todo, skipped = select_jobs(jobs, retry_failed=retry_failed)
         outcome = StudyOutcome(study_dir=study_dir, total=len(jobs), done=0, failed=0, skipped=len(skipped))
         _execute(study, todo, skipped, outcome, work=work, progress=progress, on_event=on_event)
-        _finish_study(study, study_dir, jobs, outcome, analyze=analyze)
+        _finish_study(study, study_dir, jobs, outcome, analyze=analyze, progress=progress)
     outcome.wall_s = time.perf_counter() - t0
     return outcome
 
@@ -349,7 +351,13 @@ def _execute(
 
 
 def _finish_study(
-    study: StudyConfig, study_dir: Path, jobs: list[RunJob], outcome: StudyOutcome, *, analyze: bool
+    study: StudyConfig,
+    study_dir: Path,
+    jobs: list[RunJob],
+    outcome: StudyOutcome,
+    *,
+    analyze: bool,
+    progress: bool = False,
 ) -> None:
     """Summarise statuses, collect results, analyse and render."""
     t0 = time.perf_counter()
@@ -361,7 +369,7 @@ def _finish_study(
     if analyze and frame.empty:
         log.warning("no run finished, so there is nothing to analyse; see %s", study_dir / STUDY_STATUS_FILE)
     elif analyze:
-        outcome.report = analyze_and_report(study, study_dir, outcome.timings)
+        outcome.report = analyze_and_report(study, study_dir, outcome.timings, progress=progress)
 
 
 def run_study_spec(
@@ -416,6 +424,7 @@ def evaluate_study(
     specs = plan_study(study)
     with study_lock(study_dir):
         write_yaml(study_dir / "study.yaml", to_dict(study))
+        write_environment(study_dir)
         jobs = make_jobs(study, study_dir, specs)
         todo: list[RunJob] = []
         untrained: list[RunJob] = []
@@ -426,9 +435,16 @@ def evaluate_study(
             raise UserError(f"{study_dir}: no trained runs to evaluate; run `emergence run` first")
         outcome = StudyOutcome(study_dir=study_dir, total=len(jobs), done=0, failed=0, skipped=len(untrained))
         _execute(study, todo, untrained, outcome, work=None, progress=progress, on_event=None)
-        _finish_study(study, study_dir, jobs, outcome, analyze=True)
+        _finish_study(study, study_dir, jobs, outcome, analyze=True, progress=progress)
     outcome.wall_s = time.perf_counter() - t0
     return outcome
+
+
+def write_environment(study_dir: Path) -> None:
+    """STUDY_DIR/environment.json: Python, packages and git revision of this invocation (for the report)."""
+    from emergence.report.environment import collect_environment
+
+    write_json(Path(study_dir) / ENVIRONMENT_FILE, collect_environment())
 
 
 def _plan_entry(spec: RunSpec) -> dict[str, Any]:
@@ -506,18 +522,28 @@ def collect_results(study_dir: Path, jobs: list[RunJob]) -> pd.DataFrame:
 
 
 def analyze_and_report(
-    study: StudyConfig, study_dir: Path, timings: dict[str, float] | None = None
+    study: StudyConfig, study_dir: Path, timings: dict[str, float] | None = None, *, progress: bool = False
 ) -> Path | None:
-    """Run the emergence analysis and render the report; returns the report's path."""
+    """Run the emergence analysis, the mechanisms (if enabled), and render the report; returns its path."""
     from emergence.analysis.emergence import AnalysisConfig, analyze_study
     from emergence.report import render_report
+    from emergence.sweep.config import mechanisms_section
 
     timings = timings if timings is not None else {}
     t0 = time.perf_counter()
     analyze_study(study_dir, _from_dict(AnalysisConfig, study.analysis, "analysis"))
-    t1 = time.perf_counter()
+    timings["analysis"] = time.perf_counter() - t0
+    mech = mechanisms_section(study)
+    if mech.enabled:
+        from emergence.analysis.study_mechanisms import measure_study
+
+        t0 = time.perf_counter()
+        # After the analysis (it rewrites analysis.json; this merges its section in), before the report.
+        measure_study(study_dir, mech.config, steps=mech.steps, progress=progress)
+        timings["mechanisms"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     report = render_report(study_dir)
-    timings["analysis"], timings["report"] = t1 - t0, time.perf_counter() - t1
+    timings["report"] = time.perf_counter() - t0
     return Path(report) if report is not None else study_dir / "report.html"
 
 

@@ -66,3 +66,29 @@ def test_builtin_default_resolves_and_unknown_suggests() -> None:
         resolve_study("defualt")
     with pytest.raises(UserError, match="not found"):
         resolve_study("no/such/study.yaml")
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        ({"mechanisms": {"enabled": True, "head_spn": 8}}, r"mechanisms.*head_spn"),
+        ({"mechanisms": {"steps": "some"}}, r"mechanisms\.steps"),
+        ({"mechanisms": {"enabled": "yes"}}, r"mechanisms\.enabled"),
+        ({"mechanisms": {"event_rate": 2.0}}, r"mechanisms.*event_rate"),
+        ({"tracking": {"tensorbord": True}}, r"tracking.*tensorbord"),
+    ],
+)
+def test_mechanisms_and_tracking_sections_are_validated(section: dict[str, Any], field: str) -> None:
+    from emergence.sweep.config import validate_study
+
+    with pytest.raises(UserError, match=field):
+        validate_study(parse_study(tiny_study_dict(**section)))
+
+
+def test_mechanisms_section_defaults() -> None:
+    from emergence.sweep.config import mechanisms_section
+
+    m = mechanisms_section(parse_study(tiny_study_dict()))
+    assert (m.enabled, m.steps) == (False, "final")
+    m = mechanisms_section(parse_study(tiny_study_dict(mechanisms={"enabled": True, "heads": False})))
+    assert (m.enabled, m.config.heads) == (True, False)

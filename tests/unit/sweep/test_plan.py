@@ -105,3 +105,15 @@ def test_several_tasks_train_on_a_mixture() -> None:
     assert spec.run_config["data"]["task"] == "mixture"
     components = spec.run_config["data"]["task_options"]["tasks"]
     assert [(c["name"], c["weight"]) for c in components] == [("addition", 2.0), ("multiplication", 1.0)]
+
+
+def test_tracking_reaches_the_runs_but_not_their_ids(study_dict: dict[str, Any]) -> None:
+    plain = plan_study(parse_study(study_dict))
+    tracked = plan_study(parse_study(study_dict, ["tracking={tensorboard: true}"]))
+    assert [s.run_id for s in tracked] == [s.run_id for s in plain]
+    assert all(s.run_config["tracking"]["tensorboard"] is True for s in tracked)
+    assert all(s.run_config["tracking"]["tensorboard"] is False for s in plain)
+    # The trainer accepts what the plan hands it.
+    from emergence.train.config import run_config_from_dict
+
+    assert run_config_from_dict(tracked[0].run_config).tracking.tensorboard is True
