@@ -74,8 +74,40 @@ class GeometricSpec:
 
 
 @dataclass(frozen=True)
+class HFMemberSpec:
+    """One local Hugging Face model (or one checkpoint of it): an evaluation-only run, never trained here.
+
+    Entries sharing a `name` are one member's checkpoints (a curve over training, like the Pythia suite's
+    `step1000` … `step143000` revisions); different names are different sizes (the scale axis).
+    """
+
+    name: str  # the member name in the results
+    # A model directory, or (with cache_dir) a repository name in a local Hugging Face cache. Read offline
+    # only: downloading is the user's business.
+    path: str
+    revision: str | None = None  # a branch/tag in the local cache, e.g. "step3000"
+    subfolder: str | None = None  # a checkpoint subdirectory inside `path`, e.g. "checkpoints/step3000"
+    cache_dir: str | None = None  # the Hugging Face cache holding `path` (None: `path` is a directory)
+    step: int | None = None  # training step of this checkpoint; None: parsed from "stepN", else 0
+    tokens_seen: float | None = None  # training tokens up to this checkpoint, when known (gives flops)
+    n_params: int | None = None  # None: counted from the loaded model
+
+    def __post_init__(self) -> None:
+        if not self.name or any(c in self.name for c in "/\\"):
+            raise ValueError(f"name: must be a plain name, got {self.name!r}")
+        if not self.path:
+            raise ValueError("path: must not be empty")
+        if self.step is not None and self.step < 0:
+            raise ValueError(f"step: must be ≥ 0, got {self.step}")
+        if self.tokens_seen is not None and not self.tokens_seen >= 0:
+            raise ValueError(f"tokens_seen: must be ≥ 0, got {self.tokens_seen}")
+        if self.n_params is not None and self.n_params < 1:
+            raise ValueError(f"n_params: must be positive, got {self.n_params}")
+
+
+@dataclass(frozen=True)
 class FamilyConfig:
-    """The model family: an explicit member list or a geometric rule, and GPTConfig fields shared by all."""
+    """The model family: members to train (a list or a geometric rule) and/or local Hugging Face models."""
 
     # Each member is a preset name ("tiny") or a mapping of GPTConfig fields, with optional `name`, `preset`
     # (start from a preset, then override) and `train` (TrainConfig fields for this member only, e.g. its lr).
@@ -83,12 +115,19 @@ class FamilyConfig:
     geometric: GeometricSpec | None = None
     # GPTConfig fields every member shares (n_ctx, dropout, act…); vocab_size comes from the tokenizer.
     base: dict[str, Any] = field(default_factory=dict)
+    # Local Hugging Face models evaluated as they are (no training), beside or instead of trained members.
+    hf: tuple[HFMemberSpec, ...] = ()
 
     def __post_init__(self) -> None:
-        if bool(self.members) == (self.geometric is not None):
-            raise ValueError(
-                "give either members (an explicit list) or geometric (a rule), not both or neither"
-            )
+        if self.members and self.geometric is not None:
+            raise ValueError("give either members (an explicit list) or geometric (a rule), not both")
+        if not self.members and self.geometric is None and not self.hf:
+            raise ValueError("give members (an explicit list), geometric (a rule) or hf (local models)")
+
+    @property
+    def trains(self) -> bool:
+        """Whether any member is trained here (an hf-only family is evaluation only)."""
+        return bool(self.members) or self.geometric is not None
 
 
 @dataclass(frozen=True)
@@ -138,7 +177,7 @@ class StudyConfig:
     name: str  # also the default output directory, runs/<name>
     family: FamilyConfig
     tasks: tuple[TaskSpec, ...]
-    budget: BudgetConfig
+    budget: BudgetConfig | None = None  # required when the family has members to train
     seeds: tuple[int, ...] = (0,)
     description: str = ""
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields shared by every run
@@ -164,6 +203,8 @@ class StudyConfig:
             raise ValueError(f"seeds: duplicates in {list(self.seeds)}")
         if len({_task_key(t) for t in self.tasks}) != len(self.tasks):
             raise ValueError("tasks: the same task with the same options is listed twice")
+        if self.budget is None and self.family.trains:
+            raise ValueError("budget: required when the family has members to train")
 
 
 def _task_key(t: TaskSpec) -> str:
@@ -181,6 +222,13 @@ def parse_study(data: dict[str, Any], overrides: list[str] | tuple[str, ...] = (
         tasks = [tasks]
     if isinstance(tasks, list):
         data["tasks"] = [{"name": t} if isinstance(t, str) else t for t in tasks]
+    family = data.get("family")
+    hf = family.get("hf") if isinstance(family, dict) else None
+    for i, item in enumerate(hf if isinstance(hf, list) else []):
+        # The field every entry needs, named the way a user reads it (from_dict would name the constructor).
+        for key in ("name", "path"):
+            if isinstance(item, dict) and not item.get(key):
+                raise UserError(f"family.hf[{i}].{key}: required (see docs/integrations/pythia.md)")
     return from_dict(StudyConfig, data)
 
 
@@ -246,4 +294,10 @@ def validate_study(cfg: StudyConfig) -> None:
     except UserError as e:
         message = str(e)
         raise UserError(message if message.startswith("executor.") else f"executor.kind: {message}") from None
+    for i, h in enumerate(cfg.family.hf):
+        # Only what can be checked without loading: the model itself is read when its run starts.
+        if h.cache_dir is None and not Path(h.path).expanduser().is_dir():
+            raise UserError(f"family.hf[{i}].path: no such directory: {h.path}")
+        if h.cache_dir is not None and not Path(h.cache_dir).expanduser().is_dir():
+            raise UserError(f"family.hf[{i}].cache_dir: no such directory: {h.cache_dir}")
     # train/data/family are checked by building every run's config (plan.plan_study), which names the member.

@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from emergence.config import from_dict, to_dict
@@ -31,6 +33,10 @@ VOCAB_PLACEHOLDER = 2
 # Several tasks train on one mixture of their train splits, built by this task
 # (options: tasks=[{name, options, weight}]).
 MIXTURE_TASK = "mixture"
+# The run-config key of a Hugging Face member's run (instead of model/data/train).
+HF_SECTION = "hf"
+# A Hugging Face checkpoint named like the Pythia suite's revisions ("step3000") gives its step.
+_STEP_NAME = re.compile(r"step_?(\d+)")
 # Budget fields live in `budget:`; setting them in the shared `train:` block would silently fight it.
 _BUDGET_FIELDS = ("steps", "tokens")
 
@@ -43,8 +49,17 @@ class RunSpec:
     member: str  # the member's name (a preset name, the `name` given, or m0, m1, … by size)
     member_index: int  # position in the family, smallest first
     seed: int
-    run_config: dict[str, Any]  # resolved RunConfig as plain data (what the id hashes)
-    n_params_non_embedding: int  # computed from the model fields (the vocabulary does not enter)
+    # Resolved RunConfig as plain data (what the id hashes, less `tracking`); for a Hugging Face member,
+    # {"hf": <its family.hf entry, step resolved>}: an evaluation-only run.
+    run_config: dict[str, Any]
+    # Computed from the model fields (the vocabulary does not enter); None for a Hugging Face member, whose
+    # count is known only once the model is loaded.
+    n_params_non_embedding: int | None
+
+    @property
+    def is_hf(self) -> bool:
+        """An evaluation-only run of a local Hugging Face model."""
+        return HF_SECTION in self.run_config
 
 
 def canonical_json(obj: Any) -> str:
@@ -178,10 +193,12 @@ def plan_study(study: StudyConfig) -> list[RunSpec]:
             raise UserError(
                 f"train.{key}: the training length is set by `budget:` (budget.kind/budget.{key})"
             )
+    specs: list[RunSpec] = []
+    if not study.family.trains:
+        return _checked_ids(plan_hf(study, first_index=0, taken=set()))
     members = resolve_members(study)
     data = _data_section(study)
     tracking = _tracking_section(study, RunConfig)
-    specs: list[RunSpec] = []
     for i, m in enumerate(members):
         where = f"family.members[{i}] ({m.name})"
         # vocab_size does not change the non-embedding count; a placeholder lets GPTConfig validate the shape.
@@ -209,9 +226,65 @@ def plan_study(study: StudyConfig) -> list[RunSpec]:
                     n_params_non_embedding=n_non_emb,
                 )
             )
+    specs += plan_hf(study, first_index=len(members), taken={m.name for m in members})
+    return _checked_ids(specs)
+
+
+def _checked_ids(specs: list[RunSpec]) -> list[RunSpec]:
     ids = [s.run_id for s in specs]
     if len(set(ids)) != len(ids):
         raise UserError("family: two members resolve to the same run config; make them differ")
+    return specs
+
+
+def hf_step(revision: str | None, subfolder: str | None) -> int | None:
+    """The training step a checkpoint's name says: "step3000" as a revision or the last subfolder part."""
+    for name in (revision, Path(subfolder).name if subfolder else None):
+        match = _STEP_NAME.fullmatch(name or "")
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def hf_curve_id(member: str) -> str:
+    """The `run_id` of a Hugging Face member's result rows: one id for all its checkpoints.
+
+    The analysis reads one run_id as one training trajectory (its last step is the point on the scale axis,
+    its steps the curve over training), and a suite's checkpoints of one model are one trajectory, though
+    each checkpoint is evaluated in a run (directory) of its own.
+    """
+    return run_id_of({HF_SECTION: {"member": member}})
+
+
+def plan_hf(study: StudyConfig, first_index: int, taken: set[str]) -> list[RunSpec]:
+    """One evaluation-only run per `family.hf` entry; entries sharing a name are one member's checkpoints."""
+    index: dict[str, int] = {}
+    seen_steps: dict[tuple[str, int], int] = {}
+    specs: list[RunSpec] = []
+    for i, h in enumerate(study.family.hf):
+        where = f"family.hf[{i}]"
+        if h.name in taken:
+            raise UserError(f"{where}.name: {h.name!r} is also a trained member's name; give another")
+        index.setdefault(h.name, first_index + len(index))
+        step = h.step if h.step is not None else (hf_step(h.revision, h.subfolder) or 0)
+        if (h.name, step) in seen_steps:
+            raise UserError(
+                f"{where}.step: {h.name!r} already has a checkpoint at step {step} "
+                f"(family.hf[{seen_steps[h.name, step]}]); give each checkpoint its `step`"
+            )
+        seen_steps[h.name, step] = i
+        entry = {**to_dict(h), "step": step}
+        run_config = {HF_SECTION: entry}
+        specs.append(
+            RunSpec(
+                run_id=run_id_of(run_config),
+                member=h.name,
+                member_index=index[h.name],
+                seed=0,  # nothing is trained here; the row contract still wants a seed
+                run_config=run_config,
+                n_params_non_embedding=None,
+            )
+        )
     return specs
 
 
@@ -231,6 +304,8 @@ def _budget_fields(study: StudyConfig, gpt: Any, n_non_emb: int) -> dict[str, An
     from emergence.models.families import flops_per_token
 
     b = study.budget
+    if b is None:  # StudyConfig refuses this for a family with members to train
+        raise UserError("budget: required when the family has members to train")
     if b.kind == "steps":
         return {"steps": int(b.steps)}  # type: ignore[arg-type]
     if b.kind == "tokens":

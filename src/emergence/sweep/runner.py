@@ -161,6 +161,11 @@ def train_and_evaluate(job: RunJob, status: RunStatus, progress: ProgressFn | No
     from emergence.train.config import run_config_from_dict
 
     run_dir = job.run_dir
+    if job.spec.is_hf:  # a local Hugging Face model: evaluation only, nothing to train
+        if progress is not None:
+            progress({"run_id": job.spec.run_id, "phase": "evaluating"})
+        write_results(run_dir / RESULTS_FILE, evaluate_hf_run(job))
+        return
     if not (job.eval_only and status.trained):
         cfg = run_config_from_dict(job.spec.run_config)
         # The study's display polls metrics.jsonl; a second live display from the trainer would fight it.
@@ -223,6 +228,51 @@ def evaluate_run(job: RunJob) -> list[dict[str, Any]]:
                     **row,
                 }
             )
+    return rows
+
+
+def evaluate_hf_run(job: RunJob) -> list[dict[str, Any]]:
+    """Evaluate one local Hugging Face model (one `family.hf` entry) on the study's tasks, offline."""
+    from emergence.evaluate import EvalConfig, evaluate_model
+    from emergence.evaluate.hf_lm import HFLanguageModel
+    from emergence.models.hf import load_hf_causal_lm
+    from emergence.sweep.plan import HF_SECTION, hf_curve_id
+    from emergence.tasks import make_task
+
+    entry = job.spec.run_config[HF_SECTION]
+    eval_cfg = _from_dict(EvalConfig, job.eval, "eval")
+    tasks = [make_task(t["name"], **t.get("options", {})) for t in job.tasks]
+    where = {"revision": entry.get("revision"), "subfolder": entry.get("subfolder")}
+    if entry.get("cache_dir"):
+        # A repository in a local cache is never one of our exports, so no <bos> is prepended.
+        model, tokenizer = load_hf_causal_lm(entry["path"], cache_dir=entry["cache_dir"], **where)
+        lm = HFLanguageModel(model, tokenizer, batch_size=eval_cfg.batch_size, add_bos=False)
+    else:
+        lm = HFLanguageModel.from_pretrained(entry["path"], batch_size=eval_cfg.batch_size, **where)
+    n_params = int(entry.get("n_params") or lm.model.num_parameters())
+    # Non-embedding: less the input embedding matrix (Kaplan et al. 2020 count N without embeddings).
+    n_non_emb = n_params - int(lm.model.get_input_embeddings().weight.numel())
+    tokens_seen = entry.get("tokens_seen")
+    # C ≈ 6·N·D (Kaplan et al. 2020) with N non-embedding, as the 6N term of our own flops_per_token; the
+    # attention term needs the pre-training sequence length, which a model directory does not record.
+    flops = 6.0 * n_non_emb * float(tokens_seen) if tokens_seen is not None else math.nan
+    rows = []
+    for row in evaluate_model(lm, tasks, eval_cfg):
+        rows.append(
+            {
+                "study": job.study,
+                # One id for all checkpoints of the member: the analysis reads a run_id as one trajectory.
+                "run_id": hf_curve_id(job.spec.member),
+                "member": job.spec.member,
+                "n_params": n_params,
+                "n_params_non_embedding": n_non_emb,
+                "flops": flops,
+                "step": int(entry.get("step") or 0),
+                "tokens_seen": float(tokens_seen) if tokens_seen is not None else math.nan,
+                "seed": job.spec.seed,
+                **row,
+            }
+        )
     return rows
 
 

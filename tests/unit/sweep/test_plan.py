@@ -117,3 +117,46 @@ def test_tracking_reaches_the_runs_but_not_their_ids(study_dict: dict[str, Any])
     from emergence.train.config import run_config_from_dict
 
     assert run_config_from_dict(tracked[0].run_config).tracking.tensorboard is True
+
+
+def test_hf_entries_plan_evaluation_only_runs(study_dict: dict[str, Any]) -> None:
+    from emergence.sweep.plan import hf_step
+
+    hf = [
+        {"name": "p70m", "path": "models/p70m", "revision": "step3000"},
+        {"name": "p70m", "path": "models/p70m", "revision": "step143000"},
+        {"name": "p160m", "path": "models/p160m"},
+    ]
+    family = {**study_dict["family"], "hf": hf}
+    specs = plan_study(parse_study(tiny_study_dict(family=family)))
+    trained, evaluated = specs[:4], specs[4:]
+    assert not any(s.is_hf for s in trained) and all(s.is_hf for s in evaluated)
+    assert [(s.member, s.seed, s.member_index) for s in evaluated] == [
+        ("p70m", 0, 2),
+        ("p70m", 0, 2),
+        ("p160m", 0, 3),
+    ]
+    assert [s.run_config["hf"]["step"] for s in evaluated] == [3000, 143000, 0]
+    # Ids hash the entry: the trained runs keep theirs, and an edited entry gets a new one.
+    assert [s.run_id for s in trained] == _ids(study_dict)
+    hf[2]["revision"] = "main"
+    again = plan_study(parse_study(tiny_study_dict(family={**study_dict["family"], "hf": hf})))
+    assert [s.run_id for s in again[4:6]] == [s.run_id for s in evaluated[:2]]
+    assert again[6].run_id != evaluated[2].run_id
+    assert hf_step(None, "checkpoints/step_0100") == 100 and hf_step("main", None) is None
+
+
+def test_hf_only_family_needs_no_budget() -> None:
+    data = tiny_study_dict(family={"hf": [{"name": "m", "path": "x"}]})
+    del data["budget"]
+    assert [s.member for s in plan_study(parse_study(data))] == ["m"]
+    with pytest.raises(UserError, match="budget"):
+        parse_study({k: v for k, v in tiny_study_dict().items() if k != "budget"})
+    with pytest.raises(UserError, match=r"family\.hf\[0\]\.name"):
+        plan_study(
+            parse_study(
+                tiny_study_dict(
+                    family={**tiny_study_dict()["family"], "hf": [{"name": "small", "path": "x"}]}
+                )
+            )
+        )
