@@ -172,11 +172,17 @@ def _planned_runs(study_dir: Path) -> list[dict[str, Any]]:
 
 
 def _load_runs(runs_dir: Path, results: pd.DataFrame) -> list[RunInfo]:
+    """The study's runs: those in plan.json when there is one (a run directory left by an earlier plan, e.g.
+    before a member was edited, is not part of this study), else every directory under runs/."""
     by_run = results.drop_duplicates("run_id").set_index("run_id") if not results.empty else None
     runs: list[RunInfo] = []
     run_dirs = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
+    plan = _planned_runs(runs_dir.parent)
+    planned_by_id = {str(r["run_id"]): r for r in plan}
+    if plan:
+        run_dirs = [p for p in run_dirs if p.name in planned_by_id]
     on_disk = {p.name for p in run_dirs}
-    for planned in _planned_runs(runs_dir.parent):
+    for planned in plan:
         if str(planned["run_id"]) in on_disk:
             continue
         runs.append(
@@ -205,7 +211,7 @@ def _load_runs(runs_dir: Path, results: pd.DataFrame) -> list[RunInfo]:
             loaded = read_yaml(run_dir / "config.yaml")
             config = loaded if isinstance(loaded, dict) else {}
         metrics = pd.DataFrame(read_jsonl(run_dir / "metrics.jsonl"))
-        member, seed = _run_identity(run_id, status, config, by_run)
+        member, seed = _run_identity(run_id, status, config, by_run, planned_by_id.get(run_id))
         started = _parse_time(status.get("started_at", status.get("started")))
         finished = _parse_time(status.get("finished_at", status.get("finished", status.get("ended_at"))))
         runs.append(
@@ -239,14 +245,21 @@ def _traceback_tail(run_dir: Path, status: dict[str, Any], max_lines: int = 25) 
 
 
 def _run_identity(
-    run_id: str, status: dict[str, Any], config: dict[str, Any], by_run: pd.DataFrame | None
+    run_id: str,
+    status: dict[str, Any],
+    config: dict[str, Any],
+    by_run: pd.DataFrame | None,
+    planned: dict[str, Any] | None = None,
 ) -> tuple[str | None, int | None]:
-    """Member and seed of a run: from its result rows, else its status.json, else its resolved config."""
+    """Member and seed of a run: from its status.json (the runner writes both there, also for a failed run,
+    which has no result rows), else its result rows, else plan.json, else its resolved config."""
+    if status.get("member"):
+        return str(status["member"]), _as_int(status.get("seed"))
     if by_run is not None and run_id in by_run.index:
         row = by_run.loc[run_id]
         return str(row["member"]), _as_int(row["seed"])
-    if status.get("member"):
-        return str(status["member"]), _as_int(status.get("seed"))
+    if planned and planned.get("member") is not None:
+        return str(planned["member"]), _as_int(planned.get("seed"))
     train = config.get("train") if isinstance(config.get("train"), dict) else {}
     model = config.get("model") if isinstance(config.get("model"), dict) else {}
     member = config.get("member", model.get("name", config.get("name")))

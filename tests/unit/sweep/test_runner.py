@@ -125,3 +125,21 @@ def test_progress_events_reach_the_caller(tmp_path: Path, study_dict: dict[str, 
     states = [e for e in events if "state" in e]
     assert len(states) == 4 and all(e["state"] == "done" for e in states)
     assert steps and steps[-1]["step"] == 4 and steps[-1]["loss"] == pytest.approx(0.2)
+
+
+def test_report_lists_planned_runs_with_member_and_seed_of_failed_ones(tmp_path: Path) -> None:
+    from emergence.report.data import load_study as load_report_data
+
+    data = tiny_study_dict(seeds=[3])
+    data["family"]["members"].append({"name": "boom", "n_layer": 1, "n_head": 1, "d_model": 12})
+    _run(data, tmp_path)
+    # A run directory of an earlier plan (e.g. a member since edited) is not part of this study.
+    stray = tmp_path / "runs" / "0123456789ab"
+    stray.mkdir()
+    (stray / "status.json").write_text(json.dumps({"state": "done", "member": "old", "seed": 0}))
+    report = load_report_data(tmp_path)
+    plan = read_json(tmp_path / "plan.json")
+    assert sorted(r.run_id for r in report.runs) == sorted(e["run_id"] for e in plan)
+    failed = [r for r in report.runs if r.status == "failed"]
+    assert [(r.member, r.seed) for r in failed] == [("boom", 3)]
+    assert read_json(tmp_path / "environment.json")["python"]
