@@ -125,6 +125,11 @@ def test_hf_family_study(models: tuple[Path, dict[str, int]], tmp_path: Path) ->
     first = sha256_file(out / "results.parquet")
     assert _run(path, out)[0] == 0
     assert sha256_file(out / "results.parquet") == first
+    # `emergence eval` re-evaluates them with other settings (the resolved study.yaml reads back).
+    assert main(["eval", str(out), "eval.n_examples=4", "-q"]) == 0
+    again = pd.read_parquet(out / "results.parquet")
+    whole = again[again["answer_len"].isna()] if "answer_len" in again else again
+    assert set(whole["n"]) == {4} and set(again["member"]) == {"w8", "w16", "w32", "suite"}
 
 
 def test_hf_entry_errors_name_the_field(
@@ -148,3 +153,22 @@ def test_hf_entry_errors_name_the_field(
     assert _run(path, tmp_path / "x")[0] == 2
     assert "family.hf[1].step" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_family_mixes_trained_members_and_hf_models(
+    models: tuple[Path, dict[str, int]], tmp_path: Path
+) -> None:
+    from .test_run_cli import TINY_STUDY
+
+    root, counts = models
+    family = {**TINY_STUDY["family"], "hf": [{"name": "w32", "path": str(root / "w32")}]}  # type: ignore[dict-item]
+    path = tmp_path / "mixed.yaml"
+    path.write_text(yaml.safe_dump({**TINY_STUDY, "family": family, "tasks": [TASK]}))
+    out = tmp_path / "out"
+    assert _run(path, out)[0] == 0
+    df = pd.read_parquet(out / "results.parquet")
+    assert set(df["member"]) == {"s", "l", "w32"}
+    assert df[df["member"] == "w32"]["n_params"].eq(counts["w32"]).all()
+    assert df[df["member"] != "w32"]["tokens_seen"].notna().all()  # trained runs keep their counts
+    assert [e["member"] for e in read_json(out / "plan.json")] == ["s", "l", "w32"]
+    assert (out / "report.html").is_file()
