@@ -160,3 +160,18 @@ def test_hf_only_family_needs_no_budget() -> None:
                 )
             )
         )
+
+
+def test_tracking_guard_for_a_trainer_without_the_field(study_dict: dict[str, Any]) -> None:
+    """Before RunConfig had `tracking`, plans leave it out, and a study that sets it is told why it cannot."""
+    from dataclasses import dataclass
+
+    from emergence.sweep.plan import _tracking_section
+
+    @dataclass(frozen=True)
+    class OldRunConfig:
+        model: dict[str, Any]
+
+    assert _tracking_section(parse_study(study_dict), OldRunConfig) is None
+    with pytest.raises(UserError, match="tracking"):
+        _tracking_section(parse_study(study_dict, ["tracking={mlflow: true}"]), OldRunConfig)
