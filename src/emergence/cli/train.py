@@ -30,4 +30,7 @@ def register(app: typer.Typer) -> None:
         run_dir = out if out is not None else Path("runs") / config.stem
         summary = train_run(run_cfg, run_dir, progress=progress)
         summary.pop("checkpoints", None)
-        typer.echo(json.dumps(summary, indent=2))
+        from emergence.train.distributed import context_from_env
+
+        if context_from_env().is_main:  # under torchrun, one summary, from rank 0
+            typer.echo(json.dumps(summary, indent=2))

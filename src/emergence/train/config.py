@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from emergence.config import from_dict, load_yaml_dict, to_dict
+from emergence.tracking import TrackingConfig
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,10 @@ class TrainConfig:
     compile: bool = False
     # torch.set_num_threads for this run (None leaves torch's default).
     threads: int | None = None
-    # "cpu", "cuda", "cuda:1", "mps"; bitwise resume reproducibility is guaranteed on CPU only.
-    device: str = "cpu"
+    # "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", "mps"; bitwise resume is CPU-only.
+    device: str = "auto"
+    # "auto": bf16 autocast on CUDA, fp32 elsewhere; "fp32"; "bf16" (autocast; weights stay fp32).
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     # Log a metrics.jsonl record every this many steps (evaluation steps are always logged).
     log_every: int = 1
 
@@ -156,6 +159,8 @@ class RunConfig:
     train: TrainConfig
     # GPTConfig fields (`vocab_size` optional); `preset: NAME` starts from emergence.models.families.PRESETS.
     model: dict[str, Any] = field(default_factory=dict)
+    # TensorBoard / MLflow besides metrics.jsonl (does not change what is trained; off by default).
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
 def load_run_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
@@ -173,7 +178,12 @@ def run_config_from_dict(raw: dict[str, Any]) -> RunConfig:
 
 def run_config_to_dict(cfg: RunConfig) -> dict[str, Any]:
     """RunConfig → plain data for YAML."""
-    return {"model": to_dict(dict(cfg.model)), "data": to_dict(cfg.data), "train": to_dict(cfg.train)}
+    return {
+        "model": to_dict(dict(cfg.model)),
+        "data": to_dict(cfg.data),
+        "train": to_dict(cfg.train),
+        "tracking": to_dict(cfg.tracking),
+    }
 
 
 def replace_model(cfg: RunConfig, model: dict[str, Any]) -> RunConfig:
