@@ -6,7 +6,10 @@ The id is a hash of the *resolved* run config (every default filled in, presets 
 two studies, or after a harmless edit of the study file (a comment, key order), has the same id and is not
 trained twice; any change that affects training (a width, the lr, a task option, the seed) gives a new id.
 Evaluation settings are not part of the id: changing them re-evaluates saved checkpoints without retraining
-(they have their own `eval_key`).
+(they have their own `eval_key`), and neither is `tracking` (where the training curve is mirrored).
+
+Local Hugging Face models (`family.hf`) follow the trained members: one evaluation-only run per entry, its
+config `{"hf": entry}` and its id a hash of the entry.
 """
 
 from __future__ import annotations

@@ -5,9 +5,10 @@
       ├─ skip runs whose status is done (and whose evaluation settings match), resume the rest
       ├─ executor.run(execute_run, jobs)           one job per run, failures isolated per run
       │     execute_run: running → work (train_run, evaluate checkpoints, results.parquet) → done|failed
+      │                  (a family.hf entry: load the local model, evaluate it, results.parquet)
       ├─ collect: concatenate runs/*/results.parquet in plan order → STUDY_DIR/results.parquet (atomic)
       ├─ STUDY_DIR/status.json: every run's state and error (the report lists failures)
-      └─ analyze_study, render_report
+      └─ environment.json (at the start), analyze_study, measure_study (mechanisms.enabled), render_report
 
 Re-running is idempotent: a finished study does no training and rewrites identical results. An interrupted
 study (Ctrl-C, a killed process) leaves its running run as "running" on disk; the next run resumes it from
