@@ -374,9 +374,25 @@ def branching_ratio(counts: np.ndarray, kmax: int | None = None, numboot: int = 
         with warnings.catch_warnings(), np.errstate(all="ignore"), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             rk = mre.coefficients(counts, method="sm", steps=(1, kmax), dt=1, dtunit="token", numboot=numboot)
-            res = mre.fit(rk, fitfunc="exponential_offset", numboot=numboot)
+            # Trials whose activity never varies (an untrained model, a silent population) give 0/0
+            # correlation coefficients: there is no decay to fit, so no m.
+            res = (
+                mre.fit(rk, fitfunc="exponential_offset", numboot=numboot)
+                if np.all(np.isfinite(rk.coefficients))
+                else None
+            )
     finally:
         mre_log.setLevel(level)
+    if res is None:
+        return {
+            "m": None,
+            "tau": None,
+            "m_stderr": None,
+            "m_naive": naive,
+            "kmax": int(kmax),
+            "tau_outside_range": True,
+            "note": "correlation coefficients not finite (activity without variance); no fit",
+        }
     stderr = res.mrestderr
     tau = _finite(res.tau)
     return {

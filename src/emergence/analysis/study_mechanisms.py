@@ -128,9 +128,11 @@ def study_phases(study_dir: Path, runs: list[dict[str, Any]], tasks: list[Any]) 
         )
         for task in tasks:
             curve = _ability_curve(results, run["run_id"], task) if not results.empty else None
-            if curve is None or len(curve) < MIN_POINTS:
+            if curve is None:
                 continue
             metric, ability = curve
+            if len(ability) < MIN_POINTS:
+                continue
             entry: dict[str, Any] = {
                 "run_id": run["run_id"],
                 "member": run["member"],
