@@ -19,7 +19,13 @@ from typing import Any
 import torch
 
 from emergence.errors import UserError
-from emergence.evaluate.lm import LLResult, cut_at_stop, equal_length_batches, length_sorted_batches
+from emergence.evaluate.lm import (
+    LLResult,
+    cut_at_stop,
+    equal_length_batches,
+    length_sorted_batches,
+    score_rows,
+)
 
 
 class HFLanguageModel:
@@ -109,19 +115,10 @@ class HFLanguageModel:
         results: list[LLResult | None] = [None] * len(requests)
         for batch in length_sorted_batches([len(r) for r in rows], self.batch_size):
             idx, mask = self._padded([rows[i] for i in batch])
-            logits = self.model(input_ids=idx, attention_mask=mask).logits.float()  # (B, T, V)
-            logp = logits.log_softmax(-1)
-            for b, i in enumerate(batch):
-                n, start = len(conts[i]), len(rows[i]) - len(conts[i])
-                if n == 0:
-                    results[i] = LLResult.from_tokens([], [], [])
-                    continue
-                sel = logp[b, start - 1 : start - 1 + n]  # (n, V): position p is predicted by p-1
-                tok = torch.tensor(conts[i], device=self.device)[:, None]  # (n, 1)
-                lp = sel.gather(1, tok)  # (n, 1)
-                greedy = (sel.argmax(-1, keepdim=True) == tok)[:, 0].tolist()
-                ranks = ((sel > lp).sum(-1) + 1).tolist()
-                results[i] = LLResult.from_tokens(lp[:, 0].tolist(), greedy, ranks)
+            logits = self.model(input_ids=idx, attention_mask=mask).logits  # (B, T, V)
+            scored = score_rows(logits, [len(rows[i]) for i in batch], [conts[i] for i in batch], -1)
+            for i, r in zip(batch, scored, strict=True):
+                results[i] = r
         return [r for r in results if r is not None]
 
     @torch.inference_mode()

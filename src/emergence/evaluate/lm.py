@@ -100,6 +100,41 @@ class LanguageModel(Protocol):
         ...
 
 
+def score_rows(
+    logits: torch.Tensor, lengths: Sequence[int], conts: Sequence[Sequence[int]], shift: int
+) -> list[LLResult]:
+    """Teacher-forced scores of each row's continuation (its last len(cont) tokens) from (B, T', V) logits.
+
+    Row b's token at position p is predicted by logits column p + shift (-1 for a plain forward pass, 0 when
+    the column before the row comes from a cached prefix). Log-softmax runs in at least fp32.
+    """
+    b_idx: list[int] = []
+    p_idx: list[int] = []
+    toks: list[int] = []
+    for b, (n_row, cont) in enumerate(zip(lengths, conts, strict=True)):
+        start = n_row - len(cont)
+        b_idx.extend([b] * len(cont))
+        p_idx.extend(range(start + shift, start + shift + len(cont)))
+        toks.extend(cont)
+    if not toks:
+        return [LLResult.from_tokens([], [], []) for _ in conts]
+    sel = logits[torch.tensor(b_idx), torch.tensor(p_idx)]  # (N, V)
+    if sel.dtype in (torch.float16, torch.bfloat16):
+        sel = sel.float()
+    sel = sel.log_softmax(-1)
+    tok = torch.tensor(toks, device=logits.device)[:, None]  # (N, 1)
+    lp = sel.gather(1, tok)  # (N, 1)
+    greedy = (sel.argmax(-1, keepdim=True) == tok)[:, 0].tolist()
+    ranks = ((sel > lp).sum(-1) + 1).tolist()
+    lps = lp[:, 0].tolist()
+    out, pos = [], 0
+    for cont in conts:
+        n = len(cont)
+        out.append(LLResult.from_tokens(lps[pos : pos + n], greedy[pos : pos + n], ranks[pos : pos + n]))
+        pos += n
+    return out
+
+
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Cut `text` before the earliest occurrence of any stop sequence; also say whether one occurred."""
     cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
@@ -269,34 +304,9 @@ class GPTLanguageModel:
             else:
                 logits = self.model(idx)  # (B, T, V)
                 shift = -1  # position p is predicted by column p-1
-            b_idx: list[int] = []
-            p_idx: list[int] = []
-            toks: list[int] = []
-            for b, i in enumerate(batch):
-                cont = encoded[i][1]
-                start = len(rows[b]) - len(cont)
-                b_idx.extend([b] * len(cont))
-                p_idx.extend(range(start + shift, start + shift + len(cont)))
-                toks.extend(cont)
-            if toks:
-                sel = logits[torch.tensor(b_idx), torch.tensor(p_idx)]  # (N, V)
-                if sel.dtype in (torch.float16, torch.bfloat16):
-                    sel = sel.float()  # log-softmax in at least single precision
-                sel = sel.log_softmax(-1)
-                tok = torch.tensor(toks, device=self.device)[:, None]  # (N, 1)
-                lp = sel.gather(1, tok)  # (N, 1)
-                greedy = (sel.argmax(-1, keepdim=True) == tok)[:, 0].tolist()
-                ranks = ((sel > lp).sum(-1) + 1).tolist()
-                lps = lp[:, 0].tolist()
-            else:
-                greedy, ranks, lps = [], [], []
-            pos = 0
-            for i in batch:
-                n = len(encoded[i][1])
-                results[i] = LLResult.from_tokens(
-                    lps[pos : pos + n], greedy[pos : pos + n], ranks[pos : pos + n]
-                )
-                pos += n
+            scored = score_rows(logits, [len(r) for r in rows], [encoded[i][1] for i in batch], shift)
+            for i, r in zip(batch, scored, strict=True):
+                results[i] = r
         assert all(r is not None for r in results), "every request belongs to exactly one batch"
         return results  # type: ignore[return-value]
 

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING
 import torch
 
 from emergence.errors import UserError
-from emergence.evaluate.lm import LLResult, cut_at_stop, equal_length_batches, length_sorted_batches
+from emergence.evaluate.lm import (
+    LLResult,
+    cut_at_stop,
+    equal_length_batches,
+    length_sorted_batches,
+    score_rows,
+)
 
 if TYPE_CHECKING:
     from emergence.models.recurrent import LSTMLM, LSTMState
@@ -125,31 +131,9 @@ class LSTMLanguageModel:
             else:
                 logits = self.model(idx)  # (B, T, V)
                 shift = -1  # position p is predicted by column p-1
-            b_idx: list[int] = []
-            p_idx: list[int] = []
-            toks: list[int] = []
-            for b, i in enumerate(batch):
-                cont = encoded[i][1]
-                start = len(rows[b]) - len(cont)
-                b_idx.extend([b] * len(cont))
-                p_idx.extend(range(start + shift, start + shift + len(cont)))
-                toks.extend(cont)
-            if toks:
-                sel = logits[torch.tensor(b_idx), torch.tensor(p_idx)].float().log_softmax(-1)  # (N, V)
-                tok = torch.tensor(toks, device=self.device)[:, None]  # (N, 1)
-                lp = sel.gather(1, tok)  # (N, 1)
-                greedy = (sel.argmax(-1, keepdim=True) == tok)[:, 0].tolist()
-                ranks = ((sel > lp).sum(-1) + 1).tolist()
-                lps = lp[:, 0].tolist()
-            else:
-                greedy, ranks, lps = [], [], []
-            pos = 0
-            for i in batch:
-                n = len(encoded[i][1])
-                results[i] = LLResult.from_tokens(
-                    lps[pos : pos + n], greedy[pos : pos + n], ranks[pos : pos + n]
-                )
-                pos += n
+            scored = score_rows(logits, [len(r) for r in rows], [encoded[i][1] for i in batch], shift)
+            for i, r in zip(batch, scored, strict=True):
+                results[i] = r
         return [r for r in results if r is not None]
 
     @torch.inference_mode()
