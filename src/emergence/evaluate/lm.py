@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 
@@ -205,7 +205,49 @@ class PreallocatedCache(KVCache):
         )
 
 
-class GPTLanguageModel:
+class TokenizedAdapter:
+    """What our own model adapters share: a tokenizer of ours, an optional <bos>, a model with `cfg.n_ctx`.
+
+    Subclasses set `model`, `tokenizer`, `add_bos` and `device`.
+    """
+
+    model: Any
+    tokenizer: Any
+    add_bos: bool
+    device: torch.device
+
+    @property
+    def max_length(self) -> int:
+        """n_ctx minus the <bos> the adapter prepends."""
+        return self.model.cfg.n_ctx - int(self.add_bos)
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of `text` alone."""
+        return self.tokenizer.encode(text)
+
+    def n_tokens(self, text: str) -> int:
+        """len(tokenize(text))."""
+        return len(self.tokenize(text))
+
+    def _head_ids(self, shared_prefix: str) -> list[int]:
+        return ([self.tokenizer.bos_id] if self.add_bos else []) + self.tokenize(shared_prefix)
+
+    def _check_length(self, n: int, what: str) -> None:
+        if n > self.model.cfg.n_ctx:
+            raise UserError(
+                f"{what} needs {n} tokens but the model's context is n_ctx={self.model.cfg.n_ctx}; use fewer "
+                "shots or shorter prompts"
+            )
+
+    def _padded(self, rows: Sequence[Sequence[int]]) -> torch.Tensor:
+        T = max(len(r) for r in rows)
+        idx = torch.full((len(rows), T), self.tokenizer.pad_id, dtype=torch.long)  # (B, T)
+        for b, r in enumerate(rows):
+            idx[b, : len(r)] = torch.tensor(r, dtype=torch.long)
+        return idx.to(self.device)
+
+
+class GPTLanguageModel(TokenizedAdapter):
     """`LanguageModel` for our GPT: batched, length-sorted, with a shared-prefix key/value cache."""
 
     def __init__(
@@ -230,23 +272,7 @@ class GPTLanguageModel:
         # Training sequences start with <bos> (`<bos> prompt target <eos>`), so evaluation does too.
         self.add_bos = add_bos
 
-    @property
-    def max_length(self) -> int:
-        """n_ctx minus the <bos> the adapter prepends."""
-        return self.model.cfg.n_ctx - int(self.add_bos)
-
-    def tokenize(self, text: str) -> list[int]:
-        """Token ids of `text` alone."""
-        return self.tokenizer.encode(text)
-
-    def n_tokens(self, text: str) -> int:
-        """len(tokenize(text))."""
-        return len(self.tokenize(text))
-
     # ------------------------------------------------------------------------------------------- helpers
-
-    def _head_ids(self, shared_prefix: str) -> list[int]:
-        return ([self.tokenizer.bos_id] if self.add_bos else []) + self.tokenize(shared_prefix)
 
     def _encode_prefix(self, head: list[int]) -> tuple[KVCache, torch.Tensor]:
         """Run the prefix once: its batch-1 cache and the logits (1, V) for the first token after it."""
@@ -254,20 +280,6 @@ class GPTLanguageModel:
         idx = torch.tensor([head], dtype=torch.long, device=self.device)  # (1, P)
         last = self.model(idx, cache=cache, last_only=True)[:, -1]  # (1, V)
         return cache, last
-
-    def _check_length(self, n: int, what: str) -> None:
-        if n > self.model.cfg.n_ctx:
-            raise UserError(
-                f"{what} needs {n} tokens but the model's context is n_ctx={self.model.cfg.n_ctx}; use fewer "
-                f"shots or shorter prompts"
-            )
-
-    def _padded(self, rows: Sequence[Sequence[int]]) -> torch.Tensor:
-        T = max(len(r) for r in rows)
-        idx = torch.full((len(rows), T), self.tokenizer.pad_id, dtype=torch.long)  # (B, T)
-        for b, r in enumerate(rows):
-            idx[b, : len(r)] = torch.tensor(r, dtype=torch.long)
-        return idx.to(self.device)
 
     # ------------------------------------------------------------------------------------------- scoring
 

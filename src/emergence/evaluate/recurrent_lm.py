@@ -22,6 +22,7 @@ import torch
 from emergence.errors import UserError
 from emergence.evaluate.lm import (
     LLResult,
+    TokenizedAdapter,
     cut_at_stop,
     equal_length_batches,
     length_sorted_batches,
@@ -41,7 +42,7 @@ def expand_state(state: LSTMState, batch_size: int) -> LSTMState:
     ]
 
 
-class LSTMLanguageModel:
+class LSTMLanguageModel(TokenizedAdapter):
     """`LanguageModel` for `LSTMLM`: batched, length-sorted, with the prefix's recurrent state reused."""
 
     def __init__(
@@ -63,41 +64,11 @@ class LSTMLanguageModel:
         self.use_prefix_cache = use_prefix_cache
         self.add_bos = add_bos
 
-    @property
-    def max_length(self) -> int:
-        """n_ctx minus the <bos> the adapter prepends."""
-        return self.model.cfg.n_ctx - int(self.add_bos)
-
-    def tokenize(self, text: str) -> list[int]:
-        """Token ids of `text` alone."""
-        return self.tokenizer.encode(text)
-
-    def n_tokens(self, text: str) -> int:
-        """len(tokenize(text))."""
-        return len(self.tokenize(text))
-
-    def _head_ids(self, shared_prefix: str) -> list[int]:
-        return ([self.tokenizer.bos_id] if self.add_bos else []) + self.tokenize(shared_prefix)
-
-    def _check_length(self, n: int, what: str) -> None:
-        if n > self.model.cfg.n_ctx:
-            raise UserError(
-                f"{what} needs {n} tokens but the model's context is n_ctx={self.model.cfg.n_ctx}; use fewer "
-                "shots or shorter prompts"
-            )
-
     def _encode_prefix(self, head: list[int]) -> tuple[LSTMState, torch.Tensor]:
         """Run the prefix once: its batch-1 state and the logits (1, V) for the first token after it."""
         idx = torch.tensor([head], dtype=torch.long, device=self.device)  # (1, P)
         logits, state = self.model.forward_state(idx)
         return state, logits[:, -1]  # (1, V)
-
-    def _padded(self, rows: Sequence[Sequence[int]]) -> torch.Tensor:
-        T = max(len(r) for r in rows)
-        idx = torch.full((len(rows), T), self.tokenizer.pad_id, dtype=torch.long)  # (B, T)
-        for b, r in enumerate(rows):
-            idx[b, : len(r)] = torch.tensor(r, dtype=torch.long)
-        return idx.to(self.device)
 
     @torch.inference_mode()
     def loglikelihood(
