@@ -19,7 +19,6 @@ from emergence.tasks.base import (
     Split,
     opt,
     permutation_split,
-    sample_hashed,
     split_rng,
     symbol_table,
     take,
@@ -87,17 +86,7 @@ class _BinaryArithmetic(BaseTask):
 
     def _examples(self, split: Split, n: int | None, seed: int) -> list[Example]:
         base = 10**self.opts.digits
-        idx = sample_hashed(
-            base * base,
-            self._key,
-            task=self.name,
-            salt=self.name,
-            split=split,
-            n=n,
-            seed=seed,
-            test_fraction=self.opts.test_fraction,
-            cache=self._split_cache,
-        )
+        idx = self._hashed_indices(base * base, self._key, split, n, seed)
         return [self.encode(*divmod(i, base)) for i in idx]
 
 

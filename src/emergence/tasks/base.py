@@ -170,6 +170,22 @@ class BaseTask(ABC):
     def _examples(self, split: Split, n: int | None, seed: int) -> list[Example]:
         """Generate examples; arguments are already validated."""
 
+    def _hashed_indices(
+        self, size: int, key_of: Callable[[int], str], split: Split, n: int | None, seed: int
+    ) -> list[int]:
+        """`sample_hashed` over this task's item space (name as salt; its test_fraction and cache)."""
+        return sample_hashed(
+            size,
+            key_of,
+            task=self.name,
+            salt=self.name,
+            split=split,
+            n=n,
+            seed=seed,
+            test_fraction=self.opts.test_fraction,
+            cache=self._split_cache,
+        )
+
     def alphabet(self) -> str:
         """Sorted characters this task's text can contain (few-shot layout included)."""
         chars = set("".join(self._alphabet())) | set(self.task_prefix) | set(self.fewshot_separator)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from emergence.tasks.base import TASKS, BaseTask, Example, HashSplitOptions, Split, opt, sample_hashed
+from emergence.tasks.base import TASKS, BaseTask, Example, HashSplitOptions, Split, opt
 
 
 @dataclass(frozen=True)
@@ -65,17 +65,7 @@ class LargerTask(BaseTask):
 
     def _examples(self, split: Split, n: int | None, seed: int) -> list[Example]:
         m = 10**self.opts.digits
-        idx = sample_hashed(
-            m * (m - 1),
-            self._key,
-            task=self.name,
-            salt=self.name,
-            split=split,
-            n=n,
-            seed=seed,
-            test_fraction=self.opts.test_fraction,
-            cache=self._split_cache,
-        )
+        idx = self._hashed_indices(m * (m - 1), self._key, split, n, seed)
         return [self.encode(*self._pair(i)) for i in idx]
 
 
@@ -124,15 +114,5 @@ class MajorityTask(BaseTask):
         return Example(f"majority:{bits}=", target, ("0", "1"), meta={"bits": bits, "ones": ones})
 
     def _examples(self, split: Split, n: int | None, seed: int) -> list[Example]:
-        idx = sample_hashed(
-            2**self.opts.length,
-            self._bits,
-            task=self.name,
-            salt=self.name,
-            split=split,
-            n=n,
-            seed=seed,
-            test_fraction=self.opts.test_fraction,
-            cache=self._split_cache,
-        )
+        idx = self._hashed_indices(2**self.opts.length, self._bits, split, n, seed)
         return [self.encode(self._bits(i)) for i in idx]

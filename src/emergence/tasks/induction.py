@@ -17,7 +17,6 @@ from emergence.tasks.base import (
     HashSplitOptions,
     Split,
     opt,
-    sample_hashed,
     symbol_table,
 )
 
@@ -103,15 +102,5 @@ class InductionTask(BaseTask):
         return Example(seq + self.opts.separator, seq, meta={"sequence": seq})
 
     def _examples(self, split: Split, n: int | None, seed: int) -> list[Example]:
-        idx = sample_hashed(
-            self._space_size(),
-            self._sequence,
-            task=self.name,
-            salt=self.name,
-            split=split,
-            n=n,
-            seed=seed,
-            test_fraction=self.opts.test_fraction,
-            cache=self._split_cache,
-        )
+        idx = self._hashed_indices(self._space_size(), self._sequence, split, n, seed)
         return [self.encode(self._sequence(i)) for i in idx]

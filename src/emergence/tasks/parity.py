@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from emergence.tasks.base import TASKS, BaseTask, Example, HashSplitOptions, Split, opt, sample_hashed
+from emergence.tasks.base import TASKS, BaseTask, Example, HashSplitOptions, Split, opt
 
 ANSWERS: dict[str, tuple[str, str]] = {"bit": ("0", "1"), "word": ("even", "odd")}
 
@@ -67,15 +67,5 @@ class ParityTask(BaseTask):
         )
 
     def _examples(self, split: Split, n: int | None, seed: int) -> list[Example]:
-        idx = sample_hashed(
-            2**self.opts.length,
-            self._bits,
-            task=self.name,
-            salt=self.name,
-            split=split,
-            n=n,
-            seed=seed,
-            test_fraction=self.opts.test_fraction,
-            cache=self._split_cache,
-        )
+        idx = self._hashed_indices(2**self.opts.length, self._bits, split, n, seed)
         return [self.encode(self._bits(i)) for i in idx]

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from emergence.tasks.base import TASKS, BaseTask, Example, HashSplitOptions, Split, opt, sample_hashed
+from emergence.tasks.base import TASKS, BaseTask, Example, HashSplitOptions, Split, opt
 
 RESERVED = ":=\n"  # delimiters of the prompt layout and the few-shot separator
 MAX_LENGTH = 64
@@ -91,17 +91,7 @@ class _StringTask(BaseTask):
     def _examples(self, split: Split, n: int | None, seed: int) -> list[Example]:
         k = len(self.opts.alphabet)
         size = sum(k**length for length in self._lengths)
-        idx = sample_hashed(
-            size,
-            self._string,
-            task=self.name,
-            salt=self.name,
-            split=split,
-            n=n,
-            seed=seed,
-            test_fraction=self.opts.test_fraction,
-            cache=self._split_cache,
-        )
+        idx = self._hashed_indices(size, self._string, split, n, seed)
         return [self.encode(self._string(i)) for i in idx]
 
 
