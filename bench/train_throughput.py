@@ -41,6 +41,7 @@ from torch import nn
 
 from emergence.models.families import flops_per_token
 from emergence.models.gpt import GPT, GPTConfig
+from emergence.runtime import tune_allocator
 
 VOCAB = 65
 
@@ -204,12 +205,14 @@ def main() -> None:
     if args.quick:
         args.steps, args.warmup = 4, 1
     torch.set_num_threads(args.threads)
+    # As `emergence train` does; process-wide, so both models get it (see docs/performance.md).
+    tuned = tune_allocator()
     import transformers
 
     print(
         f"torch {torch.__version__}, transformers {transformers.__version__}, threads {args.threads}, "
         f"{args.steps} timed steps per model after {args.warmup} warm-up, in blocks of {args.block}, "
-        f"{args.stat} step time",
+        f"{args.stat} step time, allocator tuning {'on' if tuned else 'off'}",
         flush=True,
     )
     peaks = [matmul_peak()]

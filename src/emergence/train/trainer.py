@@ -34,6 +34,7 @@ from emergence.config import load_yaml_dict, to_dict
 from emergence.errors import UserError
 from emergence.io import append_jsonl, read_jsonl, write_text, write_yaml
 from emergence.models.build import architecture, build_model, model_fields
+from emergence.runtime import tune_allocator
 from emergence.tracking import Tracker, flatten
 from emergence.train import checkpoint as ckpt
 from emergence.train import distributed
@@ -286,6 +287,7 @@ def train_run(
     """
     run_dir = Path(run_dir)
     tc = config.train
+    tune_allocator()  # every step frees and reallocates the same activations: keep them mapped
     dctx = distributed.context_from_env()
     distributed.check_batch(dctx, tc.batch_size)
     with ExitStack() as stack:
