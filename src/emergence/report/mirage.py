@@ -16,12 +16,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.lines import Line2D
 
 from emergence.report.components import FigureSink, badge, esc, figure_html, fmt_num, table
 from emergence.report.plots import MEAN_COLOR, FigureFile, _style, format_count, save_figure
 
 # Answer lengths in Okabe–Ito colours (distinct from the viridis member colours and from each other).
+# Answer lengths with fewer test items than this (per member) are left out of the "against scale" panel.
+MIN_ITEMS_DRAWN = 10
 LENGTH_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#F0E442", "#D55E00", "#000000")
 
 
@@ -96,7 +99,8 @@ def length_html(predictions: Sequence[Mapping[str, Any]], sink: FigureSink, slug
                     "per member × seed × answer length (colour: member; marker: length; size: items); the "
                     "diagonal is perfect agreement. Right: exact match against parameters for each answer "
                     "length (solid: measured, dashed: p<sup>L</sup>; means over seeds) and over the whole "
-                    "test set (grey).",
+                    f"test set (grey); lengths with fewer than {MIN_ITEMS_DRAWN} test items per member are "
+                    "drawn on the left only.",
                 )
             )
         rows = [
@@ -134,13 +138,17 @@ def _plot_length(
                 alpha=0.8, edgecolor="white", linewidth=0.4,
             )  # fmt: skip
         ax.plot([0, 1], [0, 1], color=MEAN_COLOR, lw=0.8, ls=":")
-        ax.set(xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), xlabel="predicted p^L", ylabel="measured exact match")
+        ax.set(
+            xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), xlabel="predicted $p^L$", ylabel="measured exact match"
+        )
         r2 = (lp.get("agreement") or {}).get("r2")
         ax.set_title(f"per member × seed × length (R² = {fmt_num(r2)})", fontsize=9)
 
         rows = lp.get("rows") or []
         for L in lengths:
             rs = sorted((r for r in rows if int(r["length"]) == L), key=lambda r: r["x"])
+            if np.mean([float(r.get("n") or 0.0) for r in rs]) < MIN_ITEMS_DRAWN:
+                continue  # a handful of items: a line would be noise (still in the left panel and the table)
             x = [r["x"] for r in rs]
             bx.plot(x, [r["measured"] for r in rs], color=lcolor[L], marker=markers[L], lw=1.5, ms=4)
             bx.plot(x, [r["predicted"] for r in rs], color=lcolor[L], ls="--", lw=1.2)
@@ -151,14 +159,14 @@ def _plot_length(
             bx.plot(x, [r["predicted"] for r in overall], color="#888888", lw=1.6, ls="--", alpha=0.8)
         bx.set_xscale("log")
         bx.set(ylim=(-0.03, 1.03), xlabel="parameters", ylabel="exact match")
-        bx.set_title("exact match and p^L against scale", fontsize=9)
+        bx.set_title("exact match and $p^L$ against scale", fontsize=9)
         handles = [
             Line2D([], [], color=lcolor[L], marker=markers[L], lw=1.5, label=f"L = {L}") for L in lengths
         ]
         handles += [
             Line2D([], [], color="#888888", lw=2.4, alpha=0.6, label="whole test set"),
             Line2D([], [], color=MEAN_COLOR, lw=1.5, label="measured"),
-            Line2D([], [], color=MEAN_COLOR, lw=1.2, ls="--", label="predicted p^L"),
+            Line2D([], [], color=MEAN_COLOR, lw=1.2, ls="--", label="predicted $p^L$"),
         ]
         fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 7), bbox_to_anchor=(0.5, 0.0))
         fig.tight_layout(rect=(0, 0.09, 1, 1))
