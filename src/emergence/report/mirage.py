@@ -37,7 +37,8 @@ def metric_comparison_html(mirage: Mapping[str, Any] | None) -> str:
     for m in metrics:
         thr = m.get("threshold") or {}
         thr_text = "–"
-        if thr.get("x0") is not None:
+        # Only a threshold of the chosen law: a sigmoid/hinge that lost to the line has no x0 worth showing.
+        if thr.get("x0") is not None and thr.get("from_best", True):
             thr_text = format_count(thr["x0"])
             ci = thr.get("ci")
             if ci and None not in ci:
