@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from emergence.analysis import bigbench, fits, scaling, scaling_law
+from emergence.analysis.answer_length import length_check, predict_exact_match  # noqa: F401 (re-exported)
 from emergence.analysis.generalisation import seen_unseen
 from emergence.config import from_dict, to_dict
 from emergence.errors import UserError
@@ -332,60 +333,25 @@ def classify(bb: dict[str, Any], fit: dict[str, Any], axis: str, cfg: AnalysisCo
 # ----------------------------------------------------------------------------------------- prediction
 
 
-def predict_exact_match(p: float | np.ndarray, length: int | np.ndarray) -> np.ndarray:
-    """Schaeffer et al. 2023: exact match of an L-token answer with independent token accuracy p is p^L."""
-    return np.power(np.asarray(p, float), np.asarray(length, float))
-
-
 def length_prediction(
     length_rows: pd.DataFrame, group_cols: list[str], cfg: AnalysisConfig
 ) -> list[dict[str, Any]]:
-    """Predicted p^L against measured exact match for rows broken down by answer length (final steps)."""
+    """Predicted p^L against measured exact match per answer length (final steps; `answer_length.py`)."""
     out: list[dict[str, Any]] = []
-    tok, em, col = cfg.length_token_metric, cfg.length_em_metric, cfg.length_column
+    tok, em = cfg.length_token_metric, cfg.length_em_metric
     rows = length_rows[length_rows["metric"].isin([tok, em])]
     if rows.empty:
         return out
     keys = ["task", "shots", *group_cols]
     for key, g in rows.groupby(keys, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
-        per = g.groupby(["member", col, "metric"], dropna=False).agg(
-            value=("value", "mean"), x=(cfg.primary_axis, "mean")
+        check = length_check(
+            g, token_metric=tok, em_metric=em, length_column=cfg.length_column, axis=cfg.primary_axis
         )
-        table = per["value"].unstack("metric")
-        if tok not in table or em not in table:
+        if check is None:
             continue
-        xs = per["x"].groupby(level=["member", col]).mean()
-        items = []
-        for (member, length), r in table.iterrows():
-            p, measured = r[tok], r[em]
-            if not (np.isfinite(p) and np.isfinite(measured)):
-                continue
-            predicted = float(predict_exact_match(p, int(length)))
-            items.append(
-                {
-                    "member": str(member),
-                    "x": _num(xs.loc[(member, length)]),
-                    "length": int(length),
-                    "p": float(p),
-                    "predicted": predicted,
-                    "measured": float(measured),
-                }
-            )
-        items.sort(key=lambda d: (d["x"] if d["x"] is not None else 0.0, d["length"]))
-        errs = np.array([abs(d["predicted"] - d["measured"]) for d in items])
-        out.append(
-            {
-                "task": str(key[0]),
-                "shots": int(key[1]),
-                "group": _group_dict(group_cols, key[2:]),
-                "token_metric": tok,
-                "em_metric": em,
-                "rows": items,
-                "mae": _num(errs.mean()) if errs.size else None,
-                "max_abs_error": _num(errs.max()) if errs.size else None,
-            }
-        )
+        head = {"task": str(key[0]), "shots": int(key[1]), "group": _group_dict(group_cols, key[2:])}
+        out.append(head | check)
     return out
 
 
@@ -551,6 +517,7 @@ def mirage_check(entries: list[dict[str, Any]], axis: str) -> dict[str, Any]:
     metrics = []
     for e in entries:
         bb, fit = e["bigbench"].get(axis, {}), e["fits"].get(axis, {})
+        models = fit.get("models") or {}
         metrics.append(
             {
                 "metric": e["metric"],
@@ -560,6 +527,10 @@ def mirage_check(entries: list[dict[str, Any]], axis: str) -> dict[str, Any]:
                 "breakthroughness": bb.get("breakthroughness"),
                 "clipped": bool(bb.get("clipped", False)),
                 "delta_vs_line": fit.get("delta_vs_line"),
+                # How well the chosen law and the smooth one (a line in log scale) fit the per-seed points.
+                "r2": (models.get(fit.get("best")) or {}).get("r2"),
+                "r2_line": (models.get("line") or {}).get("r2"),
+                "threshold": e["verdict"].get("threshold"),
             }
         )
     jumps = [m["metric"] for m in metrics if m["kind"] == "discontinuous" and m["verdict"] == "emergent"]

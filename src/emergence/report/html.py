@@ -43,6 +43,7 @@ from emergence.report.data import StudyData, load_study
 from emergence.report.emergence_table import emergence_table_section
 from emergence.report.generalisation import generalisation_section
 from emergence.report.mechanisms import render_mechanisms
+from emergence.report.mirage import length_html, metric_comparison_html
 from emergence.report.plots import (
     member_colors,
     plot_loss_curves,
@@ -127,7 +128,7 @@ def _template(name: str) -> str:
 
 def task_section(study: StudyData, view: TaskView, sink: FigureSink) -> Section:
     """Verdict text, scaling curves (parameters, FLOPs in a fold) and training-step curves of one task."""
-    parts = [_verdict_html(view, study.analysis is not None)]
+    parts = [_verdict_html(view, study.analysis is not None), metric_comparison_html(view.mirage)]
     for axis in ("n_params", "flops"):
         panels = view.panels.get(axis)
         if not panels:
@@ -193,7 +194,7 @@ def task_section(study: StudyData, view: TaskView, sink: FigureSink) -> Section:
         if step_table:
             parts.append(step_table)
     if view.length_predictions:
-        parts.append(_length_html(view.length_predictions))
+        parts.append(length_html(view.length_predictions, sink, view.key.slug, view.label))
     return Section(id=f"task-{view.key.slug}", title=f"Task: {view.label}", html="".join(parts))
 
 
@@ -241,33 +242,6 @@ def _passuntil_text(pu: dict[str, Any] | None) -> str:
         f"PassUntil fit log(−log PU) = log c − α·log N: α = {esc(fmt_num(pu.get('alpha')))}, "
         f"R² = {esc(fmt_num(pu.get('r2')))}, curvature {esc(fmt_num(pu.get('curvature')))} ({shape})"
     )
-
-
-def _length_html(predictions: list[dict[str, Any]]) -> str:
-    """Exact match against answer length: measured vs p^L from per-token accuracy (Schaeffer et al. 2023)."""
-    parts = [
-        "<h3>Exact match against answer length</h3><p>If per-token accuracy p is all a model has, an L-token "
-        "answer is exactly right with probability p<sup>L</sup>: measured exact match close to the "
-        "prediction means the jump in exact match is the metric's doing (REFERENCES §2).</p>"
-    ]
-    for lp in predictions:
-        rows = [
-            [esc(r.get("member")), esc(fmt_num(r.get("length"))), esc(fmt_num(r.get("p"))),
-             esc(fmt_num(r.get("predicted"))), esc(fmt_num(r.get("measured")))]
-            for r in sorted(lp.get("rows") or [], key=lambda r: (r.get("x") or 0, r.get("length") or 0))
-        ]  # fmt: skip
-        parts.append(
-            f"<p class='muted'>{esc(lp.get('em_metric'))} vs {esc(lp.get('token_metric'))}<sup>L</sup>: "
-            f"mean absolute error {esc(fmt_num(lp.get('mae')))}, "
-            f"largest {esc(fmt_num(lp.get('max_abs_error')))}"
-            "</p>"
-        )
-        parts.append(
-            "<details><summary>Per member and length</summary>"
-            + table(["member", "length L", "p", "p^L (predicted)", "measured"], rows, numeric=(1, 2, 3, 4))
-            + "</details>"
-        )
-    return "".join(parts)
 
 
 def _verdict_html(view: TaskView, has_analysis: bool) -> str:
