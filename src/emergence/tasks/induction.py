@@ -35,6 +35,7 @@ class InductionOptions(HashSplitOptions):
     vocab: int = opt(26, "number of distinct symbols (a–z, A–Z, 0–9, then CJK ideographs; one token each)")
     distinct: bool = opt(False, "draw the T symbols without repetition, so every next token is unambiguous")
     separator: str = opt("|", "character between the two copies ('' for the plain [r r] layout)")
+    repeats: int = opt(2, "copies of the sequence, joined by the separator (the prompt holds the first)")
     answer: Literal["repeat", "sequence"] = opt(
         "repeat",
         "repeat: prompt = first copy + separator, target = the repeat (trained on the repeat only); "
@@ -53,6 +54,8 @@ class InductionOptions(HashSplitOptions):
             raise ValueError(
                 f"length: {self.length} distinct symbols need vocab ≥ length (vocab={self.vocab})"
             )
+        if not 2 <= self.repeats <= 64:
+            raise ValueError(f"repeats: must be between 2 and 64, got {self.repeats}")
         if len(self.separator) > 1:
             raise ValueError(f"separator: must be one character or empty, got {self.separator!r}")
         if self.separator and self.separator in symbol_table(self.vocab) + "\n":
@@ -66,12 +69,14 @@ class InductionTask(BaseTask):
     Encoding: T symbols drawn uniformly (with repetition unless `distinct=True`) from the first `vocab`
     symbols of `a`…`z`, `A`…`Z`, `0`…`9`, then CJK ideographs from U+4E00 — one character, hence one
     char-tokenizer token, each. The prompt is the first copy followed by `separator`; the target is the second
-    copy (`kqzkb|` → `kqzkb`). With `answer="sequence"` the prompt is empty and the target is `kqzkb|kqzkb`,
-    so the trainer's loss covers every token (a language model on repeated random spans, as Olsson et al.
-    train their small models), which the in-context-learning score needs: its early tokens must be predicted
-    too. With the trainer's `<bos>` the full sequence is `[<bos>, r_1..r_T, |, r_1..r_T]`: an induction head
-    at query position T+1+i attends to key position i+1 (offset −T; offset
-    −(T−1) with `separator=""`, Olsson et al.'s layout). The sequence is the canonical item for the split.
+    copy (`kqzkb|` → `kqzkb`), or with `repeats=k` the k − 1 further copies (`kqzkb|kqzkb|kqzkb` for k = 4,
+    as in the repeated spans of REFERENCES §7). With `answer="sequence"` the prompt is empty and the target
+    is every copy (`kqzkb|kqzkb`), so the trainer's loss covers every token: a language model on repeated
+    random spans, as Olsson et al. train their small models, which the in-context-learning score needs (its
+    early tokens must be predicted too). With the trainer's `<bos>` the full sequence is
+    `[<bos>, r_1..r_T, |, r_1..r_T]`: an induction head at query position T+1+i attends to key position i+1
+    (offset −T; offset −(T−1) with `separator=""`, Olsson et al.'s layout). The sequence is the canonical
+    item for the split.
 
     With `min_length`, T is uniform in [min_length, length] (item i has length min_length + i mod n_lengths),
     so the repeat sits at no fixed offset: a model with absolute positions cannot copy from "T positions
@@ -121,16 +126,16 @@ class InductionTask(BaseTask):
 
     @property
     def max_answer_len(self) -> int:
-        """T characters (the repeat), or the whole sequence with `answer="sequence"`."""
-        if self.opts.answer == "sequence":
-            return 2 * self.opts.length + len(self.opts.separator)
-        return self.opts.length
+        """The repeats after the first copy, or the whole sequence with `answer="sequence"`."""
+        copies = self.opts.repeats - (self.opts.answer == "repeat")
+        return copies * self.opts.length + (copies - 1) * len(self.opts.separator)
 
     def encode(self, seq: str) -> Example:
         """The example for one random sequence."""
+        sep = self.opts.separator
         if self.opts.answer == "sequence":
-            return Example("", seq + self.opts.separator + seq, meta={"sequence": seq})
-        return Example(seq + self.opts.separator, seq, meta={"sequence": seq})
+            return Example("", sep.join([seq] * self.opts.repeats), meta={"sequence": seq})
+        return Example(seq + sep, sep.join([seq] * (self.opts.repeats - 1)), meta={"sequence": seq})
 
     def _examples(self, split: Split, n: int | None, seed: int) -> list[Example]:
         idx = self._hashed_indices(self._space_size(), self._sequence, split, n, seed)

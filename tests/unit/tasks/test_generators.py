@@ -147,6 +147,11 @@ def test_induction_variable_lengths_and_whole_sequence_answer() -> None:
         assert ex.prompt == "" and ex.target == same.prompt + same.target  # all of it is the answer
     fixed = make_task("induction", length=12, vocab=30)  # no min_length: the item space as before
     assert fixed._space_size() == 30**12 and fixed._sequence(31) == "bbaaaaaaaaaa"
+    three = make_task("induction", length=5, vocab=30, repeats=3)
+    ex = three.examples("test", 1)[0]
+    assert ex.target == ex.prompt + ex.prompt[:-1] and three.max_answer_len == 11
+    four = make_task("induction", length=5, vocab=30, repeats=4, answer="sequence", separator="")
+    assert four.examples("test", 1)[0].target == 4 * ex.prompt[:-1] and four.max_answer_len == 20
     with pytest.raises(UserError, match="min_length"):
         make_task("induction", length=5, min_length=6)
 
