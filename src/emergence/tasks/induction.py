@@ -36,6 +36,9 @@ class InductionOptions(HashSplitOptions):
     distinct: bool = opt(False, "draw the T symbols without repetition, so every next token is unambiguous")
     separator: str = opt("|", "character between the two copies ('' for the plain [r r] layout)")
     repeats: int = opt(2, "copies of the sequence, joined by the separator (the prompt holds the first)")
+    fill: int | None = opt(
+        None, "none: `repeats` copies; else as many copies as it takes, cut to `fill` tokens in all"
+    )
     answer: Literal["repeat", "sequence"] = opt(
         "repeat",
         "repeat: prompt = first copy + separator, target = the repeat (trained on the repeat only); "
@@ -56,6 +59,10 @@ class InductionOptions(HashSplitOptions):
             )
         if not 2 <= self.repeats <= 64:
             raise ValueError(f"repeats: must be between 2 and 64, got {self.repeats}")
+        if self.fill is not None and self.fill < 2 * self.length + len(self.separator):
+            raise ValueError(
+                f"fill: must hold two copies ({2 * self.length + len(self.separator)}), got {self.fill}"
+            )
         if len(self.separator) > 1:
             raise ValueError(f"separator: must be one character or empty, got {self.separator!r}")
         if self.separator and self.separator in symbol_table(self.vocab) + "\n":
@@ -70,7 +77,8 @@ class InductionTask(BaseTask):
     symbols of `a`…`z`, `A`…`Z`, `0`…`9`, then CJK ideographs from U+4E00 — one character, hence one
     char-tokenizer token, each. The prompt is the first copy followed by `separator`; the target is the second
     copy (`kqzkb|` → `kqzkb`), or with `repeats=k` the k − 1 further copies (`kqzkb|kqzkb|kqzkb` for k = 4,
-    as in the repeated spans of REFERENCES §7). With `answer="sequence"` the prompt is empty and the target
+    as in the repeated spans of REFERENCES §7), or with `fill=n` as many copies as fit in n tokens in all.
+    With `answer="sequence"` the prompt is empty and the target
     is every copy (`kqzkb|kqzkb`), so the trainer's loss covers every token: a language model on repeated
     random spans, as Olsson et al. train their small models, which the in-context-learning score needs (its
     early tokens must be predicted too). With the trainer's `<bos>` the full sequence is
@@ -127,15 +135,20 @@ class InductionTask(BaseTask):
     @property
     def max_answer_len(self) -> int:
         """The repeats after the first copy, or the whole sequence with `answer="sequence"`."""
-        copies = self.opts.repeats - (self.opts.answer == "repeat")
-        return copies * self.opts.length + (copies - 1) * len(self.opts.separator)
+        o = self.opts
+        if o.fill is not None:
+            return o.fill - (o.answer == "repeat") * (o.min_length or o.length) - len(o.separator)
+        copies = o.repeats - (o.answer == "repeat")
+        return copies * o.length + (copies - 1) * len(o.separator)
 
     def encode(self, seq: str) -> Example:
         """The example for one random sequence."""
-        sep = self.opts.separator
-        if self.opts.answer == "sequence":
-            return Example("", sep.join([seq] * self.opts.repeats), meta={"sequence": seq})
-        return Example(seq + sep, sep.join([seq] * (self.opts.repeats - 1)), meta={"sequence": seq})
+        o = self.opts
+        n = o.repeats if o.fill is None else -(-(o.fill + len(o.separator)) // (len(seq) + len(o.separator)))
+        text = o.separator.join([seq] * n)[: o.fill]  # fill=None keeps it whole
+        if o.answer == "sequence":
+            return Example("", text, meta={"sequence": seq})
+        return Example(seq + o.separator, text[len(seq) + len(o.separator) :], meta={"sequence": seq})
 
     def _examples(self, split: Split, n: int | None, seed: int) -> list[Example]:
         idx = self._hashed_indices(self._space_size(), self._sequence, split, n, seed)

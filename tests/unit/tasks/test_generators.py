@@ -152,6 +152,14 @@ def test_induction_variable_lengths_and_whole_sequence_answer() -> None:
     assert ex.target == ex.prompt + ex.prompt[:-1] and three.max_answer_len == 11
     four = make_task("induction", length=5, vocab=30, repeats=4, answer="sequence", separator="")
     assert four.examples("test", 1)[0].target == 4 * ex.prompt[:-1] and four.max_answer_len == 20
+    filled = make_task(
+        "induction", length=9, min_length=3, vocab=30, fill=40, answer="sequence", separator=""
+    )
+    for ex in filled.examples("train", 30):
+        span = ex.meta["sequence"]
+        assert len(ex.target) == 40 and ex.target == (span * 14)[:40]  # the span repeated, cut to 40 tokens
+    with pytest.raises(UserError, match="fill"):
+        make_task("induction", length=9, fill=17, separator="")
     with pytest.raises(UserError, match="min_length"):
         make_task("induction", length=5, min_length=6)
 
