@@ -6,6 +6,10 @@ into a temporary directory and asserts the issue's criteria on analysis.json
 (`mechanisms.training_phases`, one entry per run):
 
 - 1 layer: no head reaches an induction score of 0.3 at any checkpoint; ICL score near 0 (|ICL| < 0.1 nats).
+  The last does not hold on this data (an expected failure, below): a 1-layer model lowers the loss of later
+  tokens by copying any token seen earlier in the context, worth ~1.7 nats on repeated random spans. What
+  holds, and is asserted instead, is that its ICL score is well short of that of models with an induction
+  head.
 - ≥ 2 layers: a head with induction score ≥ 0.5 at the end, and the main change points of the training loss
   and of the ICL score within `TOLERANCE` steps of the induction score's rise.
 """
@@ -42,6 +46,24 @@ def test_one_layer_model_has_no_induction_head(entries: list[dict]) -> None:
     for e in (e for e in entries if e["n_layer"] == 1):
         scores = [v for v in e["curves"]["max_induction"] if v is not None]
         assert max(scores) < 0.3, f"{e['member']} seed {e['seed']}: induction score {max(scores):.2f}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured ICL score of the 1-layer model: -1.75 nats (unigram copying from the context; "
+    "docs/studies/induction-heads.md), not near 0",
+)
+def test_one_layer_icl_score_near_zero(entries: list[dict]) -> None:
+    for e in (e for e in entries if e["n_layer"] == 1):
+        assert abs(e["final"]["icl_score"]) < NEAR_ZERO_ICL, f"{e['member']}: ICL {e['final']['icl_score']}"
+
+
+def test_one_layer_icl_score_is_well_short_of_induction_models(entries: list[dict]) -> None:
+    one = [e["final"]["icl_score"] for e in entries if e["n_layer"] == 1]
+    induction = [e["final"]["icl_score"] for e in entries if e["final"]["max_induction"] >= 0.5]
+    assert one and induction, "need a 1-layer model and a model with an induction head"
+    # Scores are negative: the induction models' context gain is at least 1.5 times the 1-layer model's.
+    assert max(induction) < 1.5 * min(one), f"1 layer {one}, with induction heads {induction}"
 
 
 def test_deeper_models_form_an_induction_head(entries: list[dict]) -> None:

@@ -108,6 +108,7 @@ def _head_maps(entries: list[dict[str, Any]], sink: FigureSink) -> str:
             for ax, kind in zip(row, kinds, strict=True):
                 arr = np.array(e["head_scores"].get(kind) or [[np.nan]], dtype=float)
                 im = ax.imshow(arr, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+                ax.grid(False)
                 for (i, j), v in np.ndenumerate(arr):
                     if np.isfinite(v):
                         ax.text(
@@ -124,9 +125,9 @@ def _head_maps(entries: list[dict[str, Any]], sink: FigureSink) -> str:
                 ax.set_yticks(range(arr.shape[0]))
                 ax.set_xlabel("head", fontsize=8)
                 ax.set_ylabel("layer", fontsize=8)
-        fig.tight_layout()
-        if im is not None:
-            fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02)
+        fig.tight_layout(rect=(0, 0, 0.9, 1))
+        if im is not None:  # one colour bar for every map, in the margin kept free above
+            fig.colorbar(im, cax=fig.add_axes((0.92, 0.15, 0.02, 0.7)))
         f = sink.add(
             save_figure(
                 fig, sink.out_dir, "induction-heads", "head scores of the final checkpoints", sink.svg
