@@ -117,3 +117,19 @@ def test_report_shows_curves_head_maps_and_a_sentence_per_run(tmp_path: Path) ->
     two = sentence(entries[1])
     assert "rises at step 600" in two and "lag +0 steps" in two and "(layer 1, head 2)" in two
     assert "No run was measured" in render_training_phases("training_phases", [], sink)
+
+
+def test_phase_table_prints_float_steps(tmp_path: Path) -> None:
+    from emergence.report.mechanisms_study import render_phases
+
+    phase = {
+        "member": "m",
+        "seed": 0,
+        "task": "t",
+        "metric": "exact_match",
+        "ability_change_points": [{"step": 600.0, "jump": 0.8}],
+        "loss_change_points": [{"step": 550.0}],
+        "alignments": {"max_induction": {"main": {"mechanism_step": 550.0, "lag_steps": 50.0}}},
+    }
+    html = render_phases("phases", [phase], FigureSink(out_dir=tmp_path))
+    assert "550 (+50)" in html
