@@ -141,6 +141,37 @@ def in_context_learning_score(
     }
 
 
+def example_icl_score(
+    model: Any,
+    tokens: torch.Tensor,
+    lengths: torch.Tensor,
+    early_frac: float = 50 / 512,
+    late_frac: float = 500 / 512,
+) -> dict[str, Any]:
+    """The ICL score on right-padded sequences of unequal length, positions scaled to each row's length.
+
+    Olsson et al. (2022) take the loss at token 500 minus the loss at token 50 of 512-token contexts, averaged
+    over dataset examples (REFERENCES §7). Here every row is one dataset example (`lengths` real tokens, the
+    rest padding), and its early/late positions are the same fractions of its own length, so that a short and
+    a long example are both measured early and late in their context. `early_position`/`late_position`
+    report the mean positions.
+    """
+    losses = token_losses(model, tokens)  # (B, T−1); column p−1 predicts token p
+    n = lengths.double()
+    early = (early_frac * n).round().clamp(1, None).minimum(n - 1).long()  # (B,)
+    late = (late_frac * n).round().clamp(1, None).minimum(n - 1).long()  # (B,)
+    rows = torch.arange(tokens.shape[0])
+    le = float(losses[rows, early - 1].mean())
+    ll = float(losses[rows, late - 1].mean())
+    return {
+        "score": ll - le,
+        "early_position": float(early.double().mean()),
+        "late_position": float(late.double().mean()),
+        "loss_early": le,
+        "loss_late": ll,
+    }
+
+
 def logit_lens(model: Any, tokens: torch.Tensor) -> torch.Tensor:
     """Logits read from the residual stream after the embedding and after every block (L+1, B, T, V).
 
@@ -247,6 +278,7 @@ __all__ = [
     "attention_patterns",
     "copying_scores",
     "entropy_per_head",
+    "example_icl_score",
     "head_ov_weights",
     "head_scores",
     "in_context_learning_score",

@@ -46,6 +46,10 @@ class MechanismsConfig:
     induction_threshold: float = 0.4  # a head with an induction score above this counts as an induction head
     n_special: int = 4  # ids below this are specials (pad/bos/eos/sep), excluded from random tokens & copying
     stream_len: int = 128  # tokens per stream of task examples (ICL, neurons, criticality); ≤ n_ctx
+    # ICL score data: "streams" (the streams above) or "examples": n_streams test examples, one per row as the
+    # trainer encodes them (`<bos> prompt target`), positions scaled to each example's length (Olsson et al.
+    # average over dataset examples; use it when the model was trained on single examples, not streams).
+    icl_data: Literal["streams", "examples"] = "streams"
     n_streams: int = 32  # measurement streams (REFERENCES §11: 32–64 sequences × 128–256 tokens)
     n_calibration: int = 16  # calibration streams for the per-neuron z-scores
     neurons: bool = True
@@ -149,8 +153,17 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def measure_heads(model: Any, cfg: MechanismsConfig, streams: torch.Tensor, bos_id: int) -> dict[str, Any]:
-    """Head scores on repeated random tokens, copying scores, ICL score and logit-lens losses."""
+def measure_heads(
+    model: Any,
+    cfg: MechanismsConfig,
+    streams: torch.Tensor,
+    bos_id: int,
+    icl_examples: ablation.TaskBatch | None = None,
+) -> dict[str, Any]:
+    """Head scores on repeated random tokens, copying scores, ICL score and logit-lens losses.
+
+    The ICL score is measured on `icl_examples` (one example per row) when given, else on the streams.
+    """
     V, n_ctx = model.cfg.vocab_size, model.cfg.n_ctx
     span = min(cfg.head_span, (n_ctx - 1) // 2)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -169,7 +182,11 @@ def measure_heads(model: Any, cfg: MechanismsConfig, streams: torch.Tensor, bos_
         "n_induction_heads": int((ind > cfg.induction_threshold).sum()),
         "max_previous_token": float(scores["previous_token"].max()),
         "repeated_tokens_icl": attention.in_context_learning_score(model, toks, 0.25, 0.95),
-        "icl": attention.in_context_learning_score(model, streams),
+        "icl": (
+            attention.example_icl_score(model, icl_examples.tokens, icl_examples.valid.sum(1))
+            if icl_examples is not None
+            else attention.in_context_learning_score(model, streams)
+        ),
         "logit_lens_loss": attention.logit_lens_losses(model, streams),
         "attention_entropy": attention.entropy_per_head(attention.attention_patterns(model, toks)),
     }
@@ -317,7 +334,11 @@ def measure_checkpoint(
                 timing[name] = time.perf_counter() - t
 
         if cfg.heads:
-            out["heads"] = timed("heads", measure_heads, model, cfg, streams, tokenizer.bos_id)
+            icl_batch = None
+            if cfg.icl_data == "examples" and tasks:
+                exs = [e for t in tasks for e in _examples(t, "test", cfg.n_streams, cfg.seed)]
+                icl_batch = ablation.encode_examples(tokenizer, exs, mc.n_ctx)
+            out["heads"] = timed("heads", measure_heads, model, cfg, streams, tokenizer.bos_id, icl_batch)
         if cfg.neurons or cfg.criticality:
             mlp, resid, ids = neurons.record(model, streams)
             if cfg.neurons:

@@ -12,7 +12,8 @@ re-run measures only what is new. The result lands under `analysis.json["mechani
                "final": <full measurement of the last checkpoint>}],
      "phases": [{"run_id", "member", "seed", "task", "metric",
                  "ability_change_points": [...], "loss_change_points": [...],
-                 "alignments": {summary field: phases.align(...) result}}]}
+                 "alignments": {summary field: phases.align(...) result}}],
+     "training_phases": [per run: loss / ICL / induction curves, change points, lags (training_phases.py)]}
 
 Checkpoints are log-spaced (0, 1, 2, 4, …), so change points are detected on the sequence of checkpoints and
 reported in steps.
@@ -30,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from emergence.analysis import phases
+from emergence.analysis import phases, training_phases
 from emergence.analysis.mechanisms import MechanismsConfig, measure_checkpoint
 from emergence.config import load_yaml_dict, to_dict
 from emergence.errors import UserError
@@ -203,6 +204,7 @@ def measure_study(
         "steps": steps,
         "runs": runs,
         "phases": study_phases(study_dir, runs, tasks),
+        "training_phases": training_phases.study_training_phases(study_dir, runs),
     }
     if cfg.fourier:
         from emergence.analysis.grokking import measure_grokking

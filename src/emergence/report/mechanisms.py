@@ -53,6 +53,7 @@ PLUGIN_MODULES: tuple[str, ...] = (
     "emergence.analysis.study_mechanisms",
     "emergence.report.mechanisms_study",
     "emergence.report.grokking",
+    "emergence.report.training_phases",
 )
 
 _MAX_ROWS = 60  # records shown per table; the rest are counted, and analysis.json has them all

@@ -288,7 +288,7 @@ def render_phases(_key: str, phases: list[dict[str, Any]], sink: FigureSink) -> 
         lags = []
         for f in fields:
             a = (p["alignments"].get(f) or {}).get("main")
-            lags.append(f"{a['mechanism_step']} ({a['lag_steps']:+d})" if a else "–")
+            lags.append(f"{fmt_num(a['mechanism_step'])} ({a['lag_steps']:+g})" if a else "–")
         rows.append(
             [
                 esc(p["member"]),

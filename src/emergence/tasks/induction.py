@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from emergence.tasks.base import (
     TASKS,
@@ -28,9 +29,21 @@ class InductionOptions(HashSplitOptions):
     """Options of the induction task."""
 
     length: int = opt(16, "T, tokens in the random sequence (the answer repeats all T)")
+    min_length: int | None = opt(
+        None, "none: every sequence has `length` tokens; else T uniform in [min_length, length] per sequence"
+    )
     vocab: int = opt(26, "number of distinct symbols (a–z, A–Z, 0–9, then CJK ideographs; one token each)")
     distinct: bool = opt(False, "draw the T symbols without repetition, so every next token is unambiguous")
     separator: str = opt("|", "character between the two copies ('' for the plain [r r] layout)")
+    repeats: int = opt(2, "copies of the sequence, joined by the separator (the prompt holds the first)")
+    fill: int | None = opt(
+        None, "none: `repeats` copies; else as many copies as it takes, cut to `fill` tokens in all"
+    )
+    answer: Literal["repeat", "sequence"] = opt(
+        "repeat",
+        "repeat: prompt = first copy + separator, target = the repeat (trained on the repeat only); "
+        "sequence: empty prompt, the whole sequence is the target (trained on every token, a language model)",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -38,9 +51,17 @@ class InductionOptions(HashSplitOptions):
             raise ValueError(f"vocab: must be between 2 and {MAX_SYMBOLS}, got {self.vocab}")
         if not 1 <= self.length <= 256:
             raise ValueError(f"length: must be between 1 and 256, got {self.length}")
+        if self.min_length is not None and not 1 <= self.min_length <= self.length:
+            raise ValueError(f"min_length: must be between 1 and length={self.length}, got {self.min_length}")
         if self.distinct and self.length > self.vocab:
             raise ValueError(
                 f"length: {self.length} distinct symbols need vocab ≥ length (vocab={self.vocab})"
+            )
+        if not 2 <= self.repeats <= 64:
+            raise ValueError(f"repeats: must be between 2 and 64, got {self.repeats}")
+        if self.fill is not None and self.fill < 2 * self.length + len(self.separator):
+            raise ValueError(
+                f"fill: must hold two copies ({2 * self.length + len(self.separator)}), got {self.fill}"
             )
         if len(self.separator) > 1:
             raise ValueError(f"separator: must be one character or empty, got {self.separator!r}")
@@ -55,9 +76,20 @@ class InductionTask(BaseTask):
     Encoding: T symbols drawn uniformly (with repetition unless `distinct=True`) from the first `vocab`
     symbols of `a`…`z`, `A`…`Z`, `0`…`9`, then CJK ideographs from U+4E00 — one character, hence one
     char-tokenizer token, each. The prompt is the first copy followed by `separator`; the target is the second
-    copy (`kqzkb|` → `kqzkb`). With the trainer's `<bos>` the full sequence is `[<bos>, r_1..r_T, |,
-    r_1..r_T]`: an induction head at query position T+1+i attends to key position i+1 (offset −T; offset
-    −(T−1) with `separator=""`, Olsson et al.'s layout). The sequence is the canonical item for the split.
+    copy (`kqzkb|` → `kqzkb`), or with `repeats=k` the k − 1 further copies (`kqzkb|kqzkb|kqzkb` for k = 4,
+    as in the repeated spans of REFERENCES §7), or with `fill=n` as many copies as fit in n tokens in all.
+    With `answer="sequence"` the prompt is empty and the target
+    is every copy (`kqzkb|kqzkb`), so the trainer's loss covers every token: a language model on repeated
+    random spans, as Olsson et al. train their small models, which the in-context-learning score needs (its
+    early tokens must be predicted too). With the trainer's `<bos>` the full sequence is
+    `[<bos>, r_1..r_T, |, r_1..r_T]`: an induction head at query position T+1+i attends to key position i+1
+    (offset −T; offset −(T−1) with `separator=""`, Olsson et al.'s layout). The sequence is the canonical
+    item for the split.
+
+    With `min_length`, T is uniform in [min_length, length] (item i has length min_length + i mod n_lengths),
+    so the repeat sits at no fixed offset: a model with absolute positions cannot copy from "T positions
+    back", only by prefix matching (an induction head). When vocab^min_length is small a short sequence can
+    be drawn more than once; the split still follows the sequence, so train and test stay disjoint.
     """
 
     name = "induction"
@@ -71,35 +103,52 @@ class InductionTask(BaseTask):
         """The `vocab` symbols sequences are drawn from."""
         return symbol_table(self.opts.vocab)
 
-    @property
-    def max_answer_len(self) -> int:
-        """T characters."""
-        return self.opts.length
-
     def _alphabet(self) -> Iterable[str]:
         return self.symbols + self.opts.separator
+
+    @property
+    def _n_lengths(self) -> int:
+        lo = self.opts.min_length
+        return 1 if lo is None else self.opts.length - lo + 1
 
     def _space_size(self) -> int:
         k, t = self.opts.vocab, self.opts.length
         if not self.opts.distinct:
-            return k**t
+            return self._n_lengths * k**t
         size = 1
         for j in range(t):
             size *= k - j
-        return size
+        return self._n_lengths * size
 
     def _sequence(self, i: int) -> str:
-        # Index → sequence: base-k digits, or (distinct) a mixed-radix unranking of partial permutations.
+        # Index → (length, sequence): the length interleaves (uniform over lengths), then base-k digits, or
+        # (distinct) a mixed-radix unranking of partial permutations, cut to the length.
+        i, extra = divmod(i, self._n_lengths)
+        length = self.opts.length if self.opts.min_length is None else self.opts.min_length + extra
         symbols = list(self.symbols)
         out = []
-        for _ in range(self.opts.length):
+        for _ in range(length):
             i, d = divmod(i, len(symbols))
             out.append(symbols.pop(d) if self.opts.distinct else symbols[d])
         return "".join(out)
 
+    @property
+    def max_answer_len(self) -> int:
+        """The repeats after the first copy, or the whole sequence with `answer="sequence"`."""
+        o = self.opts
+        if o.fill is not None:
+            return o.fill - (o.answer == "repeat") * (o.min_length or o.length) - len(o.separator)
+        copies = o.repeats - (o.answer == "repeat")
+        return copies * o.length + (copies - 1) * len(o.separator)
+
     def encode(self, seq: str) -> Example:
         """The example for one random sequence."""
-        return Example(seq + self.opts.separator, seq, meta={"sequence": seq})
+        o = self.opts
+        n = o.repeats if o.fill is None else -(-(o.fill + len(o.separator)) // (len(seq) + len(o.separator)))
+        text = o.separator.join([seq] * n)[: o.fill]  # fill=None keeps it whole
+        if o.answer == "sequence":
+            return Example("", text, meta={"sequence": seq})
+        return Example(seq + o.separator, text[len(seq) + len(o.separator) :], meta={"sequence": seq})
 
     def _examples(self, split: Split, n: int | None, seed: int) -> list[Example]:
         idx = self._hashed_indices(self._space_size(), self._sequence, split, n, seed)

@@ -24,6 +24,7 @@ GENERATORS: list[tuple[str, dict[str, Any]]] = [
     ("sort", {"length": 6}),
     ("induction", {"length": 8}),
     ("induction", {"length": 3, "vocab": 8, "distinct": True, "separator": ""}),
+    ("induction", {"length": 10, "min_length": 4, "vocab": 12, "answer": "sequence"}),
     ("parity", {"length": 8}),
     ("parity", {"length": 9, "answer": "word"}),
     ("larger", {"digits": 2}),
@@ -132,6 +133,37 @@ def test_induction_encoding() -> None:
         assert set(first) <= set(task.symbols)
     for ex in make_task("induction", length=6, vocab=6, distinct=True).examples("train", 20):
         assert len(set(ex.target)) == 6
+
+
+def test_induction_variable_lengths_and_whole_sequence_answer() -> None:
+    task = make_task("induction", length=12, min_length=4, vocab=30)
+    exs = task.examples("train", 900)
+    lengths = [len(ex.target) for ex in exs]
+    assert set(lengths) == set(range(4, 13))  # every length in range, about equally often
+    assert max(lengths.count(n) for n in range(4, 13)) < 2 * min(lengths.count(n) for n in range(4, 13))
+    for ex in exs[:50]:
+        assert ex.prompt == ex.target + "|"
+    seq = make_task("induction", length=12, min_length=4, vocab=30, answer="sequence")
+    assert seq.max_answer_len == 25
+    for ex, same in zip(seq.examples("test", 30), task.examples("test", 30), strict=True):
+        assert ex.prompt == "" and ex.target == same.prompt + same.target  # all of it is the answer
+    fixed = make_task("induction", length=12, vocab=30)  # no min_length: the item space as before
+    assert fixed._space_size() == 30**12 and fixed._sequence(31) == "bbaaaaaaaaaa"
+    three = make_task("induction", length=5, vocab=30, repeats=3)
+    ex = three.examples("test", 1)[0]
+    assert ex.target == ex.prompt + ex.prompt[:-1] and three.max_answer_len == 11
+    four = make_task("induction", length=5, vocab=30, repeats=4, answer="sequence", separator="")
+    assert four.examples("test", 1)[0].target == 4 * ex.prompt[:-1] and four.max_answer_len == 20
+    filled = make_task(
+        "induction", length=9, min_length=3, vocab=30, fill=40, answer="sequence", separator=""
+    )
+    for ex in filled.examples("train", 30):
+        span = ex.meta["sequence"]
+        assert len(ex.target) == 40 and ex.target == (span * 14)[:40]  # the span repeated, cut to 40 tokens
+    with pytest.raises(UserError, match="fill"):
+        make_task("induction", length=9, fill=17, separator="")
+    with pytest.raises(UserError, match="min_length"):
+        make_task("induction", length=5, min_length=6)
 
 
 def test_choice_encodings() -> None:
