@@ -25,10 +25,14 @@ scores every label of the packed sequence, not only the last.
   not forced into the context, so at small k even a perfect in-context learner sometimes has to guess. Every
   class of a test labelling is queried (one problem each, consecutively), so the answers are balanced.
   Choice task: the choices are all labels, chance accuracy 1/`labels`.
-- **Disjoint splits**: the canonical item is a sequence's *labelling* (its classes with their labels, e.g.
-  `a0,k2,q1,x3`), hash-split as every task here: a test labelling never labels the classes of a training
-  sequence, whatever the seeds. Single (item, label) pairs do occur on both sides (with a few labels they
-  must); with `pool: 0` they carry no information about a test answer.
+- **Disjoint splits**: the canonical item is a sequence's *class set* (its distinct items, sorted, e.g.
+  `akqx`), hash-split as every task here: no test problem's classes are ever the classes of a training
+  sequence, whatever the seeds, and so no test labelling is ever a training labelling. The split ignores the
+  labels on purpose: every labelling of a class set falls on the same side, so each item's label is exactly
+  uniform in both splits. (Hashing the labelling instead put, say, `a0,k1` in test and `a1,k1`… in train:
+  an item's training labels then leaned against its test labels, and small models that learned the lean
+  scored *below* chance.) Single (item, label) pairs do occur on both sides; with `pool: 0` they carry no
+  information about a test answer.
 """
 
 from __future__ import annotations
@@ -89,8 +93,13 @@ class ICLMappingOptions(HashSplitOptions):
 
 
 def labelling_key(labelling: dict[str, str]) -> str:
-    """The canonical item of a sequence: its classes with their labels, sorted (`a0,k2,q1`)."""
+    """A labelling written out: its classes with their labels, sorted (`a0,k2,q1`)."""
     return ",".join(f"{item}{label}" for item, label in sorted(labelling.items()))
+
+
+def class_key(labelling: dict[str, str] | Iterable[str]) -> str:
+    """The canonical (hash-split) item of a sequence or problem: its distinct items, sorted (`akq`)."""
+    return "".join(sorted(set(labelling)))
 
 
 @TASKS.register("icl_mapping")
@@ -128,7 +137,8 @@ class ICLMappingTask(BaseTask):
         return self.item_symbols + self.label_symbols
 
     def _in_test(self, labelling: dict[str, str]) -> bool:
-        return hash_split(labelling_key(labelling), self.name, self.opts.test_fraction) == "test"
+        # The class set, not the labelling, is hashed: labels must not decide the split (module docstring).
+        return hash_split(class_key(labelling), self.name, self.opts.test_fraction) == "test"
 
     def _mapping(self, j: int) -> dict[str, str]:
         # Pool mapping j: items shuffled, labels dealt round-robin, so every label labels ~items/labels items.
