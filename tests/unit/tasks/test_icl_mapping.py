@@ -147,8 +147,43 @@ def test_k_shot_problems_come_from_the_query_labelling() -> None:
         ({"pairs": 1}, "pairs"),
         ({"bursty": 1.5}, "bursty"),
         ({"pool": -1}, "pool"),
+        ({"fixed": 1.2}, "fixed"),
+        ({"fixed": 0.5, "pool": 3}, "fixed"),
     ],
 )
 def test_bad_options_name_the_field(options: dict[str, object], field: str) -> None:
     with pytest.raises(UserError, match=field):
         make_task("icl_mapping", **options)
+
+
+def test_fixed_class_sets_always_carry_one_labelling_and_never_reach_test() -> None:
+    opts = {"items": 26, "labels": 2, "classes": 2, "pairs": 8}
+    task = make_task("icl_mapping", fixed=0.5, **opts)
+    seen: dict[str, set[str]] = {}
+    for ex in task.examples("train", 4000, seed=3):
+        labelling = dict(pairs_of(ex.prompt, ex.target))
+        if len(labelling) == 2:  # both classes occurred, so the whole labelling is visible
+            seen.setdefault(class_key(labelling), set()).add(labelling_key(labelling))
+    fixed = {k for k in seen if task._fixed_labelling(k) is not None}
+    free = set(seen) - fixed
+    # About half of the class sets seen are fixed; each of them shows one labelling, the others show both.
+    assert 0.35 < len(fixed) / len(seen) < 0.65
+    assert all(len(seen[k]) == 1 for k in fixed)
+    assert sum(len(seen[k]) == 2 for k in free) > 0.9 * len(free)
+    # Test class sets are never trained on, fixed or not, and every labelling of them is a test problem.
+    n_test = 4 * sum(
+        task._in_test(dict.fromkeys(c, "0")) for c in itertools.combinations(task.item_symbols, 2)
+    )
+    test = task.examples("test", n_test, seed=0)
+    test_sets = {class_key(ex.meta["labelling"].replace(",", "")[0::2]) for ex in test}
+    assert test_sets and not test_sets & set(seen)
+    per_set = Counter(class_key(ex.meta["labelling"].replace(",", "")[0::2]) for ex in test)
+    assert set(per_set.values()) == {4}  # 2 labellings × 2 queries: a fixed per-item lean scores chance
+
+
+def test_fixed_zero_is_the_fresh_task() -> None:
+    a = make_task("icl_mapping", pairs=8)
+    b = make_task("icl_mapping", pairs=8, fixed=0.0)
+    assert [e.prompt for e in a.examples("train", 50, seed=1)] == [
+        e.prompt for e in b.examples("train", 50, seed=1)
+    ]
