@@ -46,6 +46,9 @@ class MetricSpec:
     # mean on the curve; a number: that value.
     chance: Literal["choice", "observed"] | float = "observed"
     best: float | None = None  # None: the best mean on the curve
+    # exp(Σ log p) over the answer's tokens: on multi-token answers nonlinear in per-token quality, as
+    # exact match is (≈ p^L), so the mirage check uses it neither as a jump nor as a smooth control.
+    compounds: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ("discontinuous", "continuous"):
@@ -63,7 +66,7 @@ def register_metric(name: str, spec: MetricSpec) -> None:
 
 
 _ACC = MetricSpec(True, "discontinuous", "choice", 1.0)
-_PROB = MetricSpec(True, "continuous", "choice", 1.0)
+_PROB = MetricSpec(True, "continuous", "choice", 1.0, compounds=True)
 for _name, _spec in {
     # All-or-nothing per item: these are the metrics that can manufacture a jump (Schaeffer et al. 2023).
     "exact_match": _ACC,
@@ -79,7 +82,7 @@ for _name, _spec in {
     "answer_logprob_per_token": MetricSpec(True, "continuous", "observed", 0.0),
     "prob_correct": _PROB,
     "answer_prob": _PROB,
-    "choice_prob": _PROB,
+    "choice_prob": MetricSpec(True, "continuous", "choice", 1.0),
     "brier": MetricSpec(False, "continuous", "observed", 0.0),
     "rank": MetricSpec(False, "continuous", "observed", 1.0),
     "answer_rank": MetricSpec(False, "continuous", "observed", 1.0),
@@ -499,6 +502,7 @@ def _entry(
         "metric": str(metric),
         "higher_is_better": spec.higher_is_better,
         "kind": spec.kind,
+        "compounds": spec.compounds,
         "chance": low,
         "best": high,
         "curves": curves,
@@ -511,8 +515,13 @@ def _entry(
     }
 
 
-def mirage_check(entries: list[dict[str, Any]], axis: str) -> dict[str, Any]:
-    """Schaeffer et al. 2023: does a jump under a discontinuous metric survive under a continuous one?"""
+def mirage_check(entries: list[dict[str, Any]], axis: str, multi_token: bool = False) -> dict[str, Any]:
+    """Schaeffer et al. 2023: does a jump under a discontinuous metric survive under a continuous one?
+
+    With `multi_token` (the task's answers have more than one token), a compounding metric (the answer's
+    probability, exp Σ log p) is set aside: like exact match it is ~p^L of per-token quality, so it neither
+    confirms a jump nor serves as the smooth control.
+    """
     first = entries[0]
     metrics = []
     for e in entries:
@@ -522,6 +531,7 @@ def mirage_check(entries: list[dict[str, Any]], axis: str) -> dict[str, Any]:
             {
                 "metric": e["metric"],
                 "kind": e["kind"],
+                "compounds": bool(multi_token and e.get("compounds", False)),
                 "verdict": e["verdict"]["verdict"],
                 "best_fit": fit.get("best"),
                 "breakthroughness": bb.get("breakthroughness"),
@@ -534,8 +544,9 @@ def mirage_check(entries: list[dict[str, Any]], axis: str) -> dict[str, Any]:
             }
         )
     jumps = [m["metric"] for m in metrics if m["kind"] == "discontinuous" and m["verdict"] == "emergent"]
-    cont = [m for m in metrics if m["kind"] == "continuous"]
+    cont = [m for m in metrics if m["kind"] == "continuous" and not m["compounds"]]
     cont_jumps = [m["metric"] for m in cont if m["verdict"] == "emergent"]
+    compounding = [m for m in metrics if m["compounds"]]
     if not jumps:
         outcome, survives, reason = "no_jump", None, "no discontinuous metric is emergent"
     elif not cont:
@@ -550,6 +561,12 @@ def mirage_check(entries: list[dict[str, Any]], axis: str) -> dict[str, Any]:
         reason = (
             f"the jump under {', '.join(jumps)} disappears under {smooth}: "
             "consistent with an artefact of the metric (Schaeffer et al. 2023)"
+        )
+    if compounding and jumps:
+        reason += (
+            "; "
+            + ", ".join(f"{m['metric']} ({m['verdict']})" for m in compounding)
+            + " compounds over the answer's tokens as exact match does and is not a control"
         )
     return {
         "task": first["task"],
@@ -580,8 +597,11 @@ def task_verdict(entries: list[dict[str, Any]], mirage: dict[str, Any]) -> dict[
                 text += f" (between sampled {_fmt(th['bracket'][0])} and {_fmt(th['bracket'][1])})"
         parts.append(text)
     kinds = {e["metric"]: e["kind"] for e in entries}
+    compounding = {m["metric"] for m in mirage["metrics"] if m.get("compounds")}
     verdicts = set(by_metric.values())
-    cont_emergent = any(kinds[m] == "continuous" and v == "emergent" for m, v in by_metric.items())
+    cont_emergent = any(
+        kinds[m] == "continuous" and m not in compounding and v == "emergent" for m, v in by_metric.items()
+    )
     if mirage["outcome"] in ("robust", "untested") or cont_emergent:
         verdict = "emergent"
     elif mirage["outcome"] == "mirage":
@@ -603,6 +623,14 @@ def task_verdict(entries: list[dict[str, Any]], mirage: dict[str, Any]) -> dict[
     }
 
 
+def _multi_token_tasks(length_rows: pd.DataFrame) -> set[str]:
+    """Tasks whose answers were measured at more than one token (the per-length rows of the p^L check)."""
+    if length_rows is None or length_rows.empty or "answer_len" not in length_rows.columns:
+        return set()
+    longest = length_rows.groupby("task")["answer_len"].max()
+    return {str(t) for t, n in longest.items() if n > 1}
+
+
 def analyze_results(df: pd.DataFrame, cfg: AnalysisConfig | None = None) -> dict[str, Any]:
     """Analyse result rows (long format) into the analysis.json dictionary (docs/emergence-analysis.md)."""
     cfg = cfg if cfg is not None else AnalysisConfig()
@@ -618,8 +646,9 @@ def analyze_results(df: pd.DataFrame, cfg: AnalysisConfig | None = None) -> dict
     by_task: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for e in entries:
         by_task.setdefault((e["task"], e["shots"], tuple(e["group"].items())), []).append(e)
+    multi = _multi_token_tasks(length_rows)
     for ents in by_task.values():
-        m = mirage_check(ents, cfg.primary_axis)
+        m = mirage_check(ents, cfg.primary_axis, multi_token=ents[0]["task"] in multi)
         mirage.append(m)
         tasks.append(task_verdict(ents, m))
     study = None

@@ -112,6 +112,37 @@ def test_absent_and_smooth_verdicts() -> None:
     assert out["mirage"][0]["outcome"] == "no_jump"
 
 
+def _with_answer_prob(answer_len: int) -> pd.DataFrame:
+    """The mirage family plus prob_correct = exp(answer log-prob) and per-length rows at `answer_len`."""
+    df = mirage_family(answer_len=answer_len)
+    lp = df[df["metric"] == "answer_logprob"].copy()
+    prob = lp.assign(metric="prob_correct", value=np.exp(lp["value"]))
+    per_len = df[df["metric"].isin(["token_accuracy", "exact_match"])].assign(answer_len=float(answer_len))
+    return pd.concat([df, prob, per_len], ignore_index=True)
+
+
+def test_answer_probability_of_long_answers_compounds_and_is_no_control() -> None:
+    # exp(Σ log p) of a 10-token answer jumps with exact match; the check sets it aside, and the smooth
+    # per-token metrics still make the task a mirage.
+    result = analyze_results(_with_answer_prob(10), FAST)
+    assert _entry(result, "prob_correct")["verdict"]["verdict"] == "emergent"
+    (check,) = result["mirage"]
+    by = {m["metric"]: m for m in check["metrics"]}
+    assert by["prob_correct"]["compounds"] and not by["token_accuracy"]["compounds"]
+    assert check["outcome"] == "mirage" and "prob_correct (emergent) compounds" in check["reason"]
+    assert result["tasks"][0]["verdict"] == "mirage"
+
+
+def test_answer_probability_of_single_token_answers_is_an_ordinary_control() -> None:
+    # One token: the answer's probability is the per-token probability, and a jump in it is a real jump.
+    df = _with_answer_prob(10)
+    df.loc[df["answer_len"].notna(), "answer_len"] = 1.0
+    result = analyze_results(df, FAST)
+    (check,) = result["mirage"]
+    assert not any(m["compounds"] for m in check["metrics"])
+    assert check["outcome"] == "robust" and result["tasks"][0]["verdict"] == "emergent"
+
+
 def test_json_has_no_nan_even_with_nan_rows(mirage: dict[str, Any]) -> None:
     json.dumps(mirage, allow_nan=False)
     df = mirage_family(seeds=2)
