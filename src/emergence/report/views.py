@@ -197,7 +197,10 @@ def _panel_from_entry(
     overlay = None
     if fit.get("status") == "ok":
         fc = fit.get("curve") or {}
+        # Draw a threshold only when the chosen law has one (sigmoid, hinge): the u0 of a losing hinge under a
+        # smooth curve is not a critical point.
         thr = fit.get("threshold") or {}
+        thr = thr if thr.get("from_best") else {}
         ci = thr.get("ci") or [None, None]
         overlay = FitOverlay(
             x=_floats(fc.get("x")),
