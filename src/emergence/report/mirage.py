@@ -46,8 +46,10 @@ def metric_comparison_html(mirage: Mapping[str, Any] | None) -> str:
         b = fmt_num(m.get("breakthroughness"))
         if m.get("clipped"):
             b += " (clipped)"
+        # A compounding metric (the whole answer's probability) is set aside by the check: say so.
+        kind = f"{m.get('kind')}, compounds (not a control)" if m.get("compounds") else m.get("kind")
         rows.append(
-            [esc(m.get("metric")), esc(m.get("kind")), esc(b), esc(m.get("best_fit") or "–"),
+            [esc(m.get("metric")), esc(kind), esc(b), esc(m.get("best_fit") or "–"),
              esc(fmt_num(m.get("r2"))), esc(fmt_num(m.get("r2_line"))), esc(thr_text),
              badge(str(m.get("verdict")))]
         )  # fmt: skip

@@ -33,10 +33,14 @@ def test_metric_comparison_table_lists_every_metric() -> None:
             {"metric": "answer_logprob", "kind": "continuous", "verdict": "smooth", "best_fit": "line",
              "breakthroughness": 3.1, "clipped": False, "r2": 0.97, "r2_line": 0.97,
              "threshold": {"x0": 1.2e3, "ci": None, "from_best": False}},
+            {"metric": "prob_correct", "kind": "continuous", "compounds": True, "verdict": "emergent",
+             "best_fit": "sigmoid", "breakthroughness": 9.0, "clipped": False, "r2": 0.9, "r2_line": 0.6,
+             "threshold": {"x0": 2.4e4, "ci": [1.8e4, 3.3e4]}},
         ],
     }  # fmt: skip
     html = metric_comparison_html(mirage)
     assert "23k [17k, 35k]" in html and "0.97" in html and "sigmoid" in html
     assert "1.2k" not in html  # the line won: its runner-up's x0 is not a threshold
     assert html.index("exact_match") < html.index("answer_logprob")
+    assert html.count("compounds (not a control)") == 1  # prob_correct only
     assert metric_comparison_html(None) == "" and metric_comparison_html({"metrics": []}) == ""
