@@ -21,10 +21,9 @@ scores every label of the packed sequence, not only the last.
   in-weights regime of Chan et al. when N is small (N = 1: one fixed labelling).
 - **Fixed class sets** (`fixed`, with `pool: 0`): that share of the *training* class sets (chosen by hash)
   always carry one labelling, so their labels can be learned in the weights; the rest get fresh labellings.
-  Chan et al. find in-context learning emerges when in-weights-learnable structure sits beside bursty
-  sequences; measured here, 2-layer models of width 16–32 with `fixed: 0` stay on the plateau
-  (loss ln 2 per label) for 3,000 steps, while with `fixed: 0.33` they learn in-context copying by step
-  500–750. Test class sets are never trained on, fixed or not, and all their labellings are test problems,
+  This plays the role of the frequent fixed-label classes of Chan et al.'s Zipfian data (REFERENCES §9).
+  Measured here, 2-layer models of width 16–32 with `fixed: 0` stay on the plateau (loss ln 2 per label)
+  for 3,000 steps, while with `fixed: 0.33` they learn in-context copying by step 500–750. Test class sets are never trained on, fixed or not, and all their labellings are test problems,
   so a per-item lean learned from the fixed sets scores exactly chance.
 - **Test items** are few-shot problems: a labelling of `classes` items with distinct labels and a query
   class. `examples("test")` gives the zero-shot query (prompt = the query item; the evaluator's k-shot
