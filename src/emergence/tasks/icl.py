@@ -23,8 +23,9 @@ scores every label of the packed sequence, not only the last.
   always carry one labelling, so their labels can be learned in the weights; the rest get fresh labellings.
   This plays the role of the frequent fixed-label classes of Chan et al.'s Zipfian data (REFERENCES §9).
   Measured here, 2-layer models of width 16–32 with `fixed: 0` stay on the plateau (loss ln 2 per label)
-  for 3,000 steps, while with `fixed: 0.33` they learn in-context copying by step 500–750. Test class sets are never trained on, fixed or not, and all their labellings are test problems,
-  so a per-item lean learned from the fixed sets scores exactly chance.
+  for 3,000 steps, while with `fixed: 0.33` they learn in-context copying by step 500–750. Test class
+  sets are never trained on, fixed or not, and all their labellings are test problems, so a per-item lean
+  learned from the fixed sets scores exactly chance.
 - **Test items** are few-shot problems: a labelling of `classes` items with distinct labels and a query
   class. `examples("test")` gives the zero-shot query (prompt = the query item; the evaluator's k-shot
   prompt is `in_context_query`: k pairs drawn from the same labelling, then the query). The query class is
