@@ -181,6 +181,18 @@ def _head_maps(run: dict[str, Any], sink: FigureSink) -> str:
     )
 
 
+# Summary fields of the criticality measurements; a study that turned them off has none of them.
+CRITICALITY_KEYS = (
+    "tau_s",
+    "null_tau_s",
+    "size_verdict",
+    "crackling_error",
+    "branching_m",
+    "chi_mean_rest",
+    "apjn_shape",
+)
+
+
 def _criticality_table(runs: list[dict[str, Any]]) -> str:
     rows, favoured, judged = [], 0, 0
     for run in sorted(runs, key=lambda r: (r.get("n_params") or 0, r["seed"])):
@@ -245,7 +257,8 @@ def render_runs(_key: str, runs: list[dict[str, Any]], sink: FigureSink) -> str:
         parts.append(_scale_figure(runs, fields, sink))
         if any(len(r["points"]) > 1 for r in runs):
             parts.append(_training_figure(runs, fields, sink))
-    parts.append("<h4>Criticality (final checkpoints)</h4>" + _criticality_table(runs))
+    if any(_final(r).get(k) is not None for r in runs for k in CRITICALITY_KEYS):
+        parts.append("<h4>Criticality (final checkpoints)</h4>" + _criticality_table(runs))
     parts.append(_skipped_html(runs))
     # Head maps and attributions come from the largest model that has them (an LSTM has no heads).
     with_heads = [r for r in runs if "heads" in (r.get("final") or {})] or runs
@@ -276,9 +289,10 @@ def render_phases(_key: str, phases: list[dict[str, Any]], sink: FigureSink) -> 
     """The step of each ability jump beside the change points of the loss and each mechanism."""
     if not phases:
         return (
-            "<p class='muted'>No phase alignment: measure every checkpoint "
-            "(<code>emergence analyze --mechanisms --mechanisms-steps all</code>) to see when abilities and "
-            "mechanisms change during training.</p>"
+            "<p class='muted'>No phase alignment. It needs mechanisms measured at every checkpoint "
+            "(<code>emergence analyze --mechanisms --mechanisms-steps all</code>) and a task scored by an "
+            "all-or-nothing metric (exact match or choice accuracy) to align them with; the "
+            "<i>training phases</i> view aligns mechanisms with the loss instead.</p>"
         )
     fields = sorted({f for p in phases for f in p["alignments"]})
     rows = []

@@ -31,7 +31,8 @@ LENGTH_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#F0E442
 def metric_comparison_html(mirage: Mapping[str, Any] | None) -> str:
     """Each metric's B, chosen law and R², smooth-law R², threshold [CI] and verdict, in one table."""
     metrics = (mirage or {}).get("metrics") or []
-    if not metrics:
+    # The table sets an all-or-nothing metric against its continuous counterparts: without one, nothing.
+    if not any(m.get("kind") == "discontinuous" for m in metrics):
         return ""
     rows = []
     for m in metrics:

@@ -44,3 +44,6 @@ def test_metric_comparison_table_lists_every_metric() -> None:
     assert html.index("exact_match") < html.index("answer_logprob")
     assert html.count("compounds (not a control)") == 1  # prob_correct only
     assert metric_comparison_html(None) == "" and metric_comparison_html({"metrics": []}) == ""
+    # Only continuous metrics (a task scored without exact match): there is nothing to compare.
+    continuous_only = {"metrics": [m for m in mirage["metrics"] if m["kind"] == "continuous"]}
+    assert metric_comparison_html(continuous_only) == ""

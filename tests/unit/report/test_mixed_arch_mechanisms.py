@@ -37,3 +37,14 @@ def test_mixed_runs_render(tmp_path: Path) -> None:
     assert "Head scores of gpt-a" in html
     assert {f.png.name for f in sink.written} >= {"mech-scale.png", "mech-heads.png"}
     assert "<b>heads</b>" not in render_runs("runs", [_run("gpt-a", 1000, None)], sink)
+
+
+def test_criticality_table_only_when_measured(tmp_path: Path) -> None:
+    sink = FigureSink(out_dir=tmp_path, colors={"gpt-a": "#111111"})
+    measured = _run("gpt-a", 1000, None)
+    assert "Criticality (final checkpoints)" in render_runs("runs", [measured], sink)
+    # A study with `mechanisms.criticality: false` has no criticality fields: no table of dashes.
+    off = _run("gpt-a", 1000, None)
+    for key in ("tau_s", "branching_m", "size_verdict"):
+        del off["final"]["summary"][key]
+    assert "Criticality (final checkpoints)" not in render_runs("runs", [off], sink)
