@@ -23,6 +23,27 @@ import torch
 from emergence.models.gpt import GPT, KVCache
 
 
+def _accept(
+    tokens: list[int],
+    outputs: list[list[int]],
+    done: list[bool],
+    stop_set: set[int],
+    stop: Callable[[str], bool] | None,
+    decode: Callable[[list[int]], str] | None,
+) -> bool:
+    """Append each unfinished row's sampled token, or finish the row on a stop id or stop string; all done?"""
+    for r, tok in enumerate(tokens):
+        if done[r]:
+            continue
+        if tok in stop_set:
+            done[r] = True
+            continue
+        outputs[r].append(tok)
+        if stop is not None and decode is not None and stop(decode(outputs[r])):
+            done[r] = True
+    return all(done)
+
+
 def sample_next(
     logits: torch.Tensor,
     temperature: float = 0.0,
@@ -118,16 +139,7 @@ def generate(
         done = [False] * rows
         for step in range(max_new_tokens):
             nxt = sample_next(logits, temperature, top_k, top_p, generator)  # (B·n,)
-            for r, tok in enumerate(nxt.tolist()):
-                if done[r]:
-                    continue
-                if tok in stop_set:
-                    done[r] = True
-                    continue
-                outputs[r].append(tok)
-                if stop is not None and decode is not None and stop(decode(outputs[r])):
-                    done[r] = True
-            if all(done) or step == max_new_tokens - 1:
+            if _accept(nxt.tolist(), outputs, done, stop_set, stop, decode) or step == max_new_tokens - 1:
                 break
             seq = torch.cat([seq, nxt[:, None]], dim=1)  # (B·n, T+1)
             if cache.length + 1 > n_ctx:
@@ -171,16 +183,7 @@ def _generate_recurrent(
         done = [False] * rows
         for step in range(max_new_tokens):
             nxt = sample_next(logits, temperature, top_k, top_p, generator)  # (B·n,)
-            for r, tok in enumerate(nxt.tolist()):
-                if done[r]:
-                    continue
-                if tok in stop_set:
-                    done[r] = True
-                    continue
-                outputs[r].append(tok)
-                if stop is not None and decode is not None and stop(decode(outputs[r])):
-                    done[r] = True
-            if all(done) or step == max_new_tokens - 1:
+            if _accept(nxt.tolist(), outputs, done, stop_set, stop, decode) or step == max_new_tokens - 1:
                 break
             step_logits, state = model.forward_state(nxt[:, None], state)  # (B·n, 1, V)
             logits = step_logits[:, -1]
