@@ -8,33 +8,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-import yaml
 from safetensors.torch import load_file
 
 from emergence.cli import main
 from emergence.corpus import write_corpus
 from emergence.sweep.runner import RESULT_COLUMNS
 from emergence.train.checkpoint import load_checkpoint
+from tests.fixtures.cli import cli_error as _error
+from tests.fixtures.cli import write_yaml as _write
 
 POLARITY_RUN = {
     "model": {"n_layer": 1, "n_head": 2, "d_model": 16, "n_ctx": 128},
     "data": {"task": "polarity", "task_options": {"max_words": 8}, "n_train": 64, "n_eval": 8},
     "train": {"steps": 4, "batch_size": 8, "eval_every": 2, "checkpoint_every": 2, "threads": 1},
 }
-
-
-def _write(tmp_path: Path, data: object, name: str = "run.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1, err  # one line, no traceback
-    return err
 
 
 def test_train_mlm_nsp_from_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

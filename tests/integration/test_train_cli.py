@@ -8,6 +8,8 @@ import pytest
 import yaml
 
 from emergence.cli import main
+from tests.fixtures.cli import cli_error as _error
+from tests.fixtures.cli import write_yaml as _write
 
 CONFIG = {
     "model": {"n_layer": 1, "n_head": 2, "d_model": 32, "n_ctx": 12},
@@ -20,20 +22,6 @@ CONFIG = {
     },
     "train": {"steps": 4, "batch_size": 8, "eval_every": 2, "checkpoint_every": 2, "threads": 1},
 }
-
-
-def _write(tmp_path: Path, data: object, name: str = "run.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1, err  # one line, no traceback
-    return err
 
 
 def test_train_then_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
