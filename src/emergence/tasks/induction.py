@@ -7,6 +7,7 @@ better than chance on the repeat; one with it is near perfect, and the switch ha
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -39,6 +40,12 @@ class InductionOptions(HashSplitOptions):
     fill: int | None = opt(
         None, "none: `repeats` copies; else as many copies as it takes, cut to `fill` tokens in all"
     )
+    layout: Literal["copies", "planted"] = opt(
+        "copies",
+        "copies: the span repeated back to back (see repeats, fill); planted: `fill` tokens of uniform "
+        "random symbols with the span written twice, the second copy ending the sequence and the first at a "
+        "uniformly random earlier position (no periodic structure: only prefix matching finds the copy)",
+    )
     answer: Literal["repeat", "sequence"] = opt(
         "repeat",
         "repeat: prompt = first copy + separator, target = the repeat (trained on the repeat only); "
@@ -63,6 +70,17 @@ class InductionOptions(HashSplitOptions):
             raise ValueError(
                 f"fill: must hold two copies ({2 * self.length + len(self.separator)}), got {self.fill}"
             )
+        if self.layout == "planted":
+            if self.fill is None:
+                raise ValueError("fill: layout 'planted' needs the total length `fill`")
+            if self.separator:
+                raise ValueError(
+                    f"separator: layout 'planted' has none; set separator: '' (got {self.separator!r})"
+                )
+            if self.repeats != 2:
+                raise ValueError(
+                    f"repeats: layout 'planted' writes the span twice, got repeats={self.repeats}"
+                )
         if len(self.separator) > 1:
             raise ValueError(f"separator: must be one character or empty, got {self.separator!r}")
         if self.separator and self.separator in symbol_table(self.vocab) + "\n":
@@ -111,7 +129,7 @@ class InductionTask(BaseTask):
         lo = self.opts.min_length
         return 1 if lo is None else self.opts.length - lo + 1
 
-    def _space_size(self) -> int:
+    def _span_space(self) -> int:
         k, t = self.opts.vocab, self.opts.length
         if not self.opts.distinct:
             return self._n_lengths * k**t
@@ -119,6 +137,24 @@ class InductionTask(BaseTask):
         for j in range(t):
             size *= k - j
         return self._n_lengths * size
+
+    @property
+    def _lengths(self) -> range:
+        o = self.opts
+        return range(o.min_length or o.length, o.length + 1)
+
+    @property
+    def _offset_radix(self) -> int:
+        # A multiple of every span length's number of first-copy positions (fill − 2T + 1), so that one
+        # uniform digit gives a uniform position whatever T is.
+        return math.lcm(*(self.opts.fill - 2 * t + 1 for t in self._lengths))  # type: ignore[operator]
+
+    def _space_size(self) -> int:
+        if self.opts.layout == "copies":
+            return self._span_space()
+        # Planted: span (low digits, the split key) × first-copy position × filler symbols.
+        n_filler = self.opts.fill - 2 * self._lengths[0]  # type: ignore[operator]
+        return self._span_space() * self._offset_radix * self.opts.vocab**n_filler
 
     def _sequence(self, i: int) -> str:
         # Index → (length, sequence): the length interleaves (uniform over lengths), then base-k digits, or
@@ -136,14 +172,34 @@ class InductionTask(BaseTask):
     def max_answer_len(self) -> int:
         """The repeats after the first copy, or the whole sequence with `answer="sequence"`."""
         o = self.opts
+        if o.layout == "planted":
+            return o.fill if o.answer == "sequence" else o.length  # type: ignore[return-value]
         if o.fill is not None:
             return o.fill - (o.answer == "repeat") * (o.min_length or o.length) - len(o.separator)
         copies = o.repeats - (o.answer == "repeat")
         return copies * o.length + (copies - 1) * len(o.separator)
 
-    def encode(self, seq: str) -> Example:
-        """The example for one random sequence."""
+    def _planted_text(self, i: int, span: str) -> str:
+        """Item i of the planted layout: filler[:p] + span + filler[p:] + span, `fill` symbols in all."""
+        high = i // self._span_space()
+        high, digit = divmod(high, self._offset_radix)
+        n_filler = self.opts.fill - 2 * len(span)  # type: ignore[operator]
+        pos = digit % (n_filler + 1)
+        filler = []
+        for _ in range(n_filler):
+            high, d = divmod(high, self.opts.vocab)
+            filler.append(self.symbols[d])
+        return "".join(filler[:pos]) + span + "".join(filler[pos:]) + span
+
+    def encode(self, seq: str, text: str | None = None) -> Example:
+        """The example for one random span `seq` (`text`: the whole planted sequence, for that layout)."""
         o = self.opts
+        if o.layout == "planted":
+            if text is None:
+                raise ValueError("layout 'planted' needs the whole sequence text")
+            if o.answer == "sequence":
+                return Example("", text, meta={"sequence": seq})
+            return Example(text[: -len(seq)], seq, meta={"sequence": seq})
         n = o.repeats if o.fill is None else -(-(o.fill + len(o.separator)) // (len(seq) + len(o.separator)))
         text = o.separator.join([seq] * n)[: o.fill]  # fill=None keeps it whole
         if o.answer == "sequence":
@@ -152,4 +208,9 @@ class InductionTask(BaseTask):
 
     def _examples(self, split: Split, n: int | None, seed: int) -> list[Example]:
         idx = self._hashed_indices(self._space_size(), self._sequence, split, n, seed)
+        if self.opts.layout == "planted":
+            return [
+                self.encode(seq, self._planted_text(i, seq))
+                for i, seq in ((i, self._sequence(i)) for i in idx)
+            ]
         return [self.encode(self._sequence(i)) for i in idx]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -25,6 +26,10 @@ GENERATORS: list[tuple[str, dict[str, Any]]] = [
     ("induction", {"length": 8}),
     ("induction", {"length": 3, "vocab": 8, "distinct": True, "separator": ""}),
     ("induction", {"length": 10, "min_length": 4, "vocab": 12, "answer": "sequence"}),
+    (
+        "induction",
+        {"length": 5, "min_length": 2, "vocab": 9, "fill": 16, "layout": "planted", "separator": ""},
+    ),
     ("parity", {"length": 8}),
     ("parity", {"length": 9, "answer": "word"}),
     ("larger", {"digits": 2}),
@@ -164,6 +169,55 @@ def test_induction_variable_lengths_and_whole_sequence_answer() -> None:
         make_task("induction", length=9, fill=17, separator="")
     with pytest.raises(UserError, match="min_length"):
         make_task("induction", length=5, min_length=6)
+
+
+def test_induction_planted_layout() -> None:
+    """Filler with the span written twice: second copy at the end, first copy uniformly placed before it."""
+    task = make_task(
+        "induction",
+        length=6,
+        min_length=3,
+        vocab=20,
+        fill=24,
+        layout="planted",
+        separator="",
+        answer="sequence",
+    )
+    assert task.max_answer_len == 24
+    starts: dict[int, list[int]] = {3: [], 6: []}
+    filler_symbols: Counter[str] = Counter()
+    exs = task.examples("train", 3000, seed=2)
+    for ex in exs:
+        span, text = ex.meta["sequence"], ex.target
+        assert ex.prompt == "" and len(text) == 24 and 3 <= len(span) <= 6 and text.endswith(span)
+        # The first copy sits at a position p in [0, 24 - 2T]; the rest is filler.
+        first = [p for p in range(24 - 2 * len(span) + 1) if text[p : p + len(span)] == span]
+        assert first, text
+        if len(span) in starts:
+            starts[len(span)].append(first[0])
+        p = first[0]
+        filler_symbols.update(text[:p] + text[p + len(span) : -len(span)])
+    # Every first-copy position occurs, none more than twice as often as another (uniform over 0..24-2T).
+    for t, seen in starts.items():
+        counts = Counter(seen)
+        assert set(counts) == set(range(24 - 2 * t + 1)), (t, counts)
+    assert set(filler_symbols) == set(task.symbols)
+    assert max(filler_symbols.values()) < 1.3 * min(filler_symbols.values())
+    # The split follows the span: no planted span of the test split is a training span.
+    train_spans = {ex.meta["sequence"] for ex in exs}
+    assert not train_spans & {ex.meta["sequence"] for ex in task.examples("test", 500)}
+    assert [ex.target for ex in task.examples("train", 20, seed=2)] == [ex.target for ex in exs[:20]]
+    repeat = make_task("induction", length=6, vocab=20, fill=24, layout="planted", separator="")
+    assert repeat.max_answer_len == 6
+    for ex in repeat.examples("test", 20):
+        assert len(ex.prompt) == 18 and ex.target == ex.meta["sequence"] and ex.target in ex.prompt
+    for options, field in (
+        ({"layout": "planted", "separator": ""}, "fill"),
+        ({"layout": "planted", "fill": 40}, "separator"),
+        ({"layout": "planted", "fill": 40, "separator": "", "repeats": 3}, "repeats"),
+    ):
+        with pytest.raises(UserError, match=field):
+            make_task("induction", length=6, **options)
 
 
 def test_choice_encodings() -> None:
