@@ -41,6 +41,7 @@ lint: setup-dev
 
 bench: setup-dev       ## benchmarks against peers measured in the same run
 	$(PY) bench/train_throughput.py
+	$(PY) bench/fused_gelu.py
 	$(PY) bench/eval_throughput.py
 
 studies: setup        ## run the full reference studies into runs/<name>/ (each writes report.html)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import time
@@ -41,6 +42,7 @@ from torch import nn
 
 from emergence.models.families import flops_per_token
 from emergence.models.gpt import GPT, GPTConfig
+from emergence.models.kernels import AUTO_MIN_WORK, fused_gelu, mlp_elements_per_step, use_fused_gelu
 from emergence.runtime import tune_allocator
 
 VOCAB = 65
@@ -199,6 +201,12 @@ def main() -> None:
         default=4,
         help="consecutive timed steps per model before switching to the other (1: alternate single steps)",
     )
+    parser.add_argument(
+        "--fused-gelu",
+        choices=("on", "off"),
+        default="on",
+        help="our model's compiled tanh-GELU, as the trainer uses it on long runs (default on)",
+    )
     parser.add_argument("--quick", action="store_true", help="4 timed steps, 1 warm-up")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = parser.parse_args()
@@ -215,12 +223,20 @@ def main() -> None:
         f"{args.stat} step time, allocator tuning {'on' if tuned else 'off'}",
         flush=True,
     )
+    fused = use_fused_gelu(args.fused_gelu == "on", 1, 1)  # False when opted out by the environment
+    print(f"our fused GELU {'on' if fused else 'off'}", flush=True)
     peaks = [matmul_peak()]
     rows = []
     for shape in SHAPES:
-        row = bench_shape(shape, args.warmup, args.steps, args.stat, peaks, args.block)
+        with fused_gelu(fused):
+            row = bench_shape(shape, args.warmup, args.steps, args.stat, peaks, args.block)
         rows.append(row)
-        print(f"  {row['shape']}: ours/HF {row['ratio']:.2f}", flush=True)
+        auto_from = math.ceil(AUTO_MIN_WORK / mlp_elements_per_step(ours(shape).cfg, shape.batch))
+        print(
+            f"  {row['shape']}: ours/HF {row['ratio']:.2f} "
+            f"(train.fused_gelu auto turns the kernel on for runs of {auto_from:,}+ steps)",
+            flush=True,
+        )
     peaks.append(matmul_peak(seconds=1.0))
     # The best sgemm rate seen anywhere in the run: under load from other processes this is the closest
     # estimate of what the cores can do, so MFU errs low rather than high.

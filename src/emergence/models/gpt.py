@@ -30,6 +30,7 @@ from torch import nn
 
 from emergence.errors import UserError
 from emergence.models.hooks import HookedModule, HookPoint
+from emergence.models.kernels import gelu_tanh
 
 # GPT-2's LayerNorm epsilon; kept fixed so that weights move between this model and Hugging Face's unchanged.
 LN_EPS = 1e-5
@@ -233,7 +234,7 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.hook_pre(self.fc_in(x))
-        h = F.relu(h) if self.relu else F.gelu(h, approximate="tanh")
+        h = F.relu(h) if self.relu else gelu_tanh(h, self.training)
         return self.fc_out(self.hook_post(h))
 
 

@@ -114,6 +114,9 @@ class TrainConfig:
     log_checkpoints: bool = True
     # Compile the model with torch.compile (slower start, faster steps on long runs).
     compile: bool = False
+    # The compiled tanh-GELU for fp32 CPU training (emergence.models.kernels; within 5e-7 of PyTorch's kernel,
+    # not bit-identical): true, false, or "auto", on when the run is long enough to win back its compile.
+    fused_gelu: Literal["auto"] | bool = "auto"
     # torch.set_num_threads for this run (None leaves torch's default).
     threads: int | None = None
     # "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", "mps"; bitwise resume is CPU-only.
@@ -197,7 +200,7 @@ def run_config_from_dict(raw: dict[str, Any]) -> RunConfig:
 
 # Fields added after runs were first saved, left out of the resolved config at their default, so that the
 # resolved config (and a study's run id, its hash) of every run written before they existed stays what it was.
-OMITTED_AT_DEFAULT = {"objective": "clm", "init_scale": 1.0}  # train section
+OMITTED_AT_DEFAULT = {"objective": "clm", "init_scale": 1.0, "fused_gelu": "auto"}  # train section
 DATA_OMITTED_AT_DEFAULT: dict[str, Any] = {"generate": None}  # data section
 
 

@@ -34,6 +34,7 @@ from emergence.config import load_yaml_dict, to_dict
 from emergence.errors import UserError
 from emergence.io import append_jsonl, read_jsonl, write_text, write_yaml
 from emergence.models.build import architecture, build_model, model_fields
+from emergence.models.kernels import fused_gelu, mlp_elements_per_step, use_fused_gelu
 from emergence.runtime import tune_allocator
 from emergence.tracking import Tracker, flatten
 from emergence.train import checkpoint as ckpt
@@ -423,6 +424,11 @@ class _Run:
         self.optimizer = make_optimizer(self.trainable, self.tc)
         # The encoder objectives call model.hidden (not forward), so they run the plain module.
         self.forward = torch.compile(self.model) if self.tc.compile and not self.encoder else self.model
+        self.fused_gelu = self.device == "cpu" and use_fused_gelu(
+            self.tc.fused_gelu,
+            mlp_elements_per_step(self.model_cfg, self.tc.sequences_per_step),
+            self.total_steps,
+        )
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -638,7 +644,8 @@ class _Run:
             else Tracker([])
         )
         try:
-            return self._loop(resumed_at, tracker)
+            with fused_gelu(self.fused_gelu):
+                return self._loop(resumed_at, tracker)
         finally:
             tracker.close()
 

@@ -177,3 +177,22 @@ def test_init_scale_multiplies_the_initial_weights(tmp_path: Path) -> None:
         torch.testing.assert_close(four[k], 4.0 * one[k])
     with pytest.raises(UserError, match="init_scale"):
         tiny_config(init_scale=0.0)
+
+
+def test_fused_gelu_is_on_for_the_run_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emergence.models import kernels
+
+    monkeypatch.delenv(kernels.OPT_OUT, raising=False)
+    calls = []
+    real = kernels._ensure_compiled
+    monkeypatch.setattr(kernels, "_ensure_compiled", lambda x: calls.append(x.shape) or real(x))
+    # Batch 64: the MLP activation (64 × T × 128) is large enough for the kernel.
+    train_run(tiny_config(steps=2, batch_size=64, fused_gelu=True), tmp_path / "on", progress=False)
+    assert calls and not kernels._active
+    n = len(calls)
+    train_run(tiny_config(steps=2, batch_size=64), tmp_path / "auto", progress=False)  # far too short
+    assert len(calls) == n
+    assert "fused_gelu" not in (tmp_path / "auto/config.yaml").read_text()  # the default keeps run ids
+    assert "fused_gelu: true" in (tmp_path / "on/config.yaml").read_text()
+    with pytest.raises(UserError, match="fused_gelu"):
+        tiny_config(fused_gelu="yes")
