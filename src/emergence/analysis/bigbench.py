@@ -61,18 +61,21 @@ def smoothness(y: Sequence[float] | np.ndarray, max_b: float = DEFAULT_MAX_BREAK
     if y.size < 2 or not np.isfinite(y).all():
         return Smoothness(total_improvement(y[np.isfinite(y)]) if y.size else 0.0, None, None, False)
     i = total_improvement(y)
-    d2 = np.diff(y) ** 2
     if i == 0.0:
         # A flat curve: no improvement at all, nothing to be linear or abrupt about.
         return Smoothness(0.0, 0.0, 0.0, False)
+    # L and B are ratios, unchanged by scaling y; scaling by max |y| keeps the squares finite for any input.
+    scale = float(np.abs(y).max())
+    d2 = (np.diff(y) / scale) ** 2
+    i_s = i / scale
     rms, rmeds = math.sqrt(float(d2.mean())), math.sqrt(float(np.median(d2)))
-    lin = i / rms  # rms > 0 whenever I ≠ 0
+    lin = i_s / rms  # rms > 0 whenever I ≠ 0
     clipped = False
     # Relative tolerance: floating-point steps of a "flat" stretch are never exactly 0.
-    if rmeds <= 1e-12 * abs(i) or abs(i / rmeds) > max_b:
+    if rmeds <= 1e-12 * abs(i_s) or abs(i_s / rmeds) > max_b:
         b, clipped = math.copysign(max_b, i), True
     else:
-        b = i / rmeds
+        b = i_s / rmeds
     return Smoothness(i, lin, b, clipped)
 
 

@@ -39,6 +39,16 @@ def test_hand_computed_example() -> None:
     assert bigbench.breakthroughness([0.0, 10.0, 10.0, 40.0]) == (pytest.approx(4.0), False)
 
 
+def test_scale_free_for_any_magnitude() -> None:
+    # L and B are ratios: the same curve at 1e-200 or 1e200 gives the same values (no overflow to inf).
+    base = bigbench.smoothness([0.0, 10.0, 10.0, 40.0])
+    for factor in (1e-200, 1e200):
+        s = bigbench.smoothness(np.array([0.0, 10.0, 10.0, 40.0]) * factor)
+        assert s.improvement == pytest.approx(40.0 * factor)
+        assert s.linearity == pytest.approx(base.linearity)
+        assert s.breakthroughness == pytest.approx(base.breakthroughness)
+
+
 def test_falling_curve_has_negative_improvement() -> None:
     s = bigbench.smoothness([90.0, 60.0, 30.0])
     assert s.improvement == pytest.approx(-60.0)
