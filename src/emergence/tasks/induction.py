@@ -46,6 +46,11 @@ class InductionOptions(HashSplitOptions):
         "random symbols with the span written twice, the second copy ending the sequence and the first at a "
         "uniformly random earlier position (no periodic structure: only prefix matching finds the copy)",
     )
+    gap: int = opt(
+        0,
+        "copies layout with `fill`: up to this many uniform random symbols between consecutive copies (a "
+        "uniform count per gap), so that the copies sit at no fixed period",
+    )
     answer: Literal["repeat", "sequence"] = opt(
         "repeat",
         "repeat: prompt = first copy + separator, target = the repeat (trained on the repeat only); "
@@ -81,6 +86,10 @@ class InductionOptions(HashSplitOptions):
                 raise ValueError(
                     f"repeats: layout 'planted' writes the span twice, got repeats={self.repeats}"
                 )
+        if not 0 <= self.gap <= 64:
+            raise ValueError(f"gap: must be between 0 and 64, got {self.gap}")
+        if self.gap and (self.layout != "copies" or self.fill is None or self.separator):
+            raise ValueError("gap: needs layout 'copies', `fill` and separator: ''")
         if len(self.separator) > 1:
             raise ValueError(f"separator: must be one character or empty, got {self.separator!r}")
         if self.separator and self.separator in symbol_table(self.vocab) + "\n":
@@ -149,7 +158,16 @@ class InductionTask(BaseTask):
         # uniform digit gives a uniform position whatever T is.
         return math.lcm(*(self.opts.fill - 2 * t + 1 for t in self._lengths))  # type: ignore[operator]
 
+    @property
+    def _max_gaps(self) -> int:
+        # Every gap is followed by a copy of ≥ min_length symbols, so `fill` holds at most this many.
+        return -(-self.opts.fill // self._lengths[0])  # type: ignore[operator]
+
     def _space_size(self) -> int:
+        if self.opts.layout == "copies" and self.opts.gap:
+            # Span (low digits, the split key) × every gap's length × the filler symbols of the longest gaps.
+            g = self._max_gaps
+            return self._span_space() * (self.opts.gap + 1) ** g * self.opts.vocab ** (g * self.opts.gap)
         if self.opts.layout == "copies":
             return self._span_space()
         # Planted: span (low digits, the split key) × first-copy position × filler symbols.
@@ -191,26 +209,49 @@ class InductionTask(BaseTask):
             filler.append(self.symbols[d])
         return "".join(filler[:pos]) + span + "".join(filler[pos:]) + span
 
-    def encode(self, seq: str, text: str | None = None) -> Example:
-        """The example for one random span `seq` (`text`: the whole planted sequence, for that layout)."""
+    def _gapped_text(self, i: int, span: str) -> str:
+        """Item i of the copies layout with gaps: span, random filler, span, … cut to `fill` symbols."""
         o = self.opts
-        if o.layout == "planted":
-            if text is None:
-                raise ValueError("layout 'planted' needs the whole sequence text")
-            if o.answer == "sequence":
-                return Example("", text, meta={"sequence": seq})
-            return Example(text[: -len(seq)], seq, meta={"sequence": seq})
-        n = o.repeats if o.fill is None else -(-(o.fill + len(o.separator)) // (len(seq) + len(o.separator)))
-        text = o.separator.join([seq] * n)[: o.fill]  # fill=None keeps it whole
+        high = i // self._span_space()
+        gaps = []
+        for _ in range(self._max_gaps):
+            high, d = divmod(high, o.gap + 1)
+            gaps.append(d)
+        parts = [span]
+        size = len(span)
+        for g in gaps:
+            if size >= o.fill:  # type: ignore[operator]
+                break
+            for _ in range(g):
+                high, d = divmod(high, o.vocab)
+                parts.append(self.symbols[d])
+            parts.append(span)
+            size += g + len(span)
+        return "".join(parts)[: o.fill]
+
+    def encode(self, seq: str, text: str | None = None) -> Example:
+        """The example for one random span `seq`; `text`, the whole sequence, is needed for the planted
+        layout and for gaps (the copies layout without gaps builds it from `seq`)."""
+        o = self.opts
+        if text is None:
+            if o.layout == "planted" or o.gap:
+                raise ValueError("the planted layout and gaps need the whole sequence text")
+            n = (
+                o.repeats
+                if o.fill is None
+                else -(-(o.fill + len(o.separator)) // (len(seq) + len(o.separator)))
+            )
+            text = o.separator.join([seq] * n)[: o.fill]  # fill=None keeps it whole
         if o.answer == "sequence":
             return Example("", text, meta={"sequence": seq})
+        if o.layout == "planted":
+            return Example(text[: -len(seq)], seq, meta={"sequence": seq})
         return Example(seq + o.separator, text[len(seq) + len(o.separator) :], meta={"sequence": seq})
 
     def _examples(self, split: Split, n: int | None, seed: int) -> list[Example]:
         idx = self._hashed_indices(self._space_size(), self._sequence, split, n, seed)
-        if self.opts.layout == "planted":
-            return [
-                self.encode(seq, self._planted_text(i, seq))
-                for i, seq in ((i, self._sequence(i)) for i in idx)
-            ]
+        if self.opts.layout == "planted" or self.opts.gap:
+            text = self._planted_text if self.opts.layout == "planted" else self._gapped_text
+            spans = [self._sequence(i) for i in idx]
+            return [self.encode(seq, text(i, seq)) for i, seq in zip(idx, spans, strict=True)]
         return [self.encode(self._sequence(i)) for i in idx]

@@ -30,6 +30,7 @@ GENERATORS: list[tuple[str, dict[str, Any]]] = [
         "induction",
         {"length": 5, "min_length": 2, "vocab": 9, "fill": 16, "layout": "planted", "separator": ""},
     ),
+    ("induction", {"length": 5, "min_length": 2, "vocab": 9, "fill": 16, "gap": 2, "separator": ""}),
     ("parity", {"length": 8}),
     ("parity", {"length": 9, "answer": "word"}),
     ("larger", {"digits": 2}),
@@ -217,6 +218,35 @@ def test_induction_planted_layout() -> None:
         ({"layout": "planted", "fill": 40, "separator": "", "repeats": 3}, "repeats"),
     ):
         with pytest.raises(UserError, match=field):
+            make_task("induction", length=6, **options)
+
+
+def test_induction_copies_with_gaps() -> None:
+    """Copies separated by 0..gap random symbols, cut to `fill`: no fixed period, every gap length used."""
+    task = make_task(
+        "induction", length=6, min_length=3, vocab=20, fill=30, gap=3, separator="", answer="sequence"
+    )
+    gaps: Counter[int] = Counter()
+    for ex in task.examples("train", 400, seed=3):
+        span, text = ex.meta["sequence"], ex.target
+        assert len(text) == 30 and text.startswith(span)
+        pos = len(span)
+        while pos < 30:  # each copy starts 0..3 symbols after the previous one ends
+            starts = [g for g in range(4) if text[pos + g : pos + g + len(span)] == span[: 30 - pos - g]]
+            assert starts, (span, text, pos)
+            gaps[starts[0]] += 1
+            pos += starts[0] + len(span)
+    assert set(gaps) == {0, 1, 2, 3}
+    assert max(gaps.values()) < 2 * min(gaps.values())
+    repeat = make_task("induction", length=6, vocab=20, fill=30, gap=3, separator="")
+    for ex in repeat.examples("test", 10):
+        assert ex.prompt == ex.meta["sequence"] and len(ex.prompt + ex.target) == 30
+    for options in (
+        {"gap": 2},
+        {"gap": 2, "fill": 30},
+        {"gap": 2, "fill": 30, "separator": "", "layout": "planted"},
+    ):
+        with pytest.raises(UserError, match="gap"):
             make_task("induction", length=6, **options)
 
 
