@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -309,7 +310,8 @@ def sample_hashed(
                 cache[(salt, split)] = members
         return take(members, n, rng, task, split)
     share = test_fraction if split == "test" else 1.0 - test_fraction
-    expected = size * share
+    # Item spaces of random sequences can pass float's range (10^308); their split is inexhaustible anyway.
+    expected = size * share if size.bit_length() < 1000 else math.inf
     if n is None:
         raise UserError(
             f"task {task!r}: the {split} split has about {expected:.3g} items; pass an explicit n"

@@ -165,9 +165,10 @@ class InductionTask(BaseTask):
 
     def _space_size(self) -> int:
         if self.opts.layout == "copies" and self.opts.gap:
-            # Span (low digits, the split key) × every gap's length × the filler symbols of the longest gaps.
+            # Span (low digits, the split key) × every gap's length × the filler symbols (≤ fill of them).
             g = self._max_gaps
-            return self._span_space() * (self.opts.gap + 1) ** g * self.opts.vocab ** (g * self.opts.gap)
+            n_filler = min(g * self.opts.gap, self.opts.fill)  # type: ignore[type-var]
+            return self._span_space() * (self.opts.gap + 1) ** g * self.opts.vocab**n_filler
         if self.opts.layout == "copies":
             return self._span_space()
         # Planted: span (low digits, the split key) × first-copy position × filler symbols.
