@@ -238,8 +238,8 @@ def test_induction_copies_with_gaps() -> None:
             pos += starts[0] + len(span)
     assert set(gaps) == {0, 1, 2, 3}
     assert max(gaps.values()) < 2 * min(gaps.values())
-    # An item space past float's range (128^62 · 13^11 sequences) still samples.
-    huge = make_task("induction", length=20, min_length=6, vocab=128, fill=62, gap=12, separator="")
+    # An item space past float's range (over 128^200 sequences) still samples.
+    huge = make_task("induction", length=20, min_length=6, vocab=128, fill=200, gap=12, separator="")
     assert huge._space_size() > 10**400 and len(huge.examples("train", 3)) == 3
     repeat = make_task("induction", length=6, vocab=20, fill=30, gap=3, separator="")
     for ex in repeat.examples("test", 10):
