@@ -117,6 +117,11 @@ class InductionTask(BaseTask):
     so the repeat sits at no fixed offset: a model with absolute positions cannot copy from "T positions
     back", only by prefix matching (an induction head). When vocab^min_length is small a short sequence can
     be drawn more than once; the split still follows the sequence, so train and test stay disjoint.
+
+    Two layouts take the period out of the filled sequence, so that a head attending a fixed distance back
+    cannot copy: `gap=g` puts 0..g random symbols between consecutive copies (`abcdXabcdabcdPQabc`), and
+    `layout="planted"` writes the span only twice into `fill` random symbols, the second copy at the end
+    (`xqKabcdPzabcd`). Both keep the span as the item that decides the split.
     """
 
     name = "induction"
