@@ -85,8 +85,8 @@ def matmul_peak(seconds: float = 2.0, n: int = 2048) -> float:
     return best
 
 
-def ours(shape: Shape) -> nn.Module:
-    cfg = GPTConfig(
+def ours_config(shape: Shape) -> GPTConfig:
+    return GPTConfig(
         vocab_size=VOCAB,
         n_layer=shape.n_layer,
         n_head=shape.n_head,
@@ -94,7 +94,10 @@ def ours(shape: Shape) -> nn.Module:
         n_ctx=shape.n_ctx,
         dropout=0.0,
     )
-    return GPT(cfg)
+
+
+def ours(shape: Shape) -> nn.Module:
+    return GPT(ours_config(shape))
 
 
 class HFLogits(nn.Module):
@@ -231,7 +234,7 @@ def main() -> None:
         with fused_gelu(fused):
             row = bench_shape(shape, args.warmup, args.steps, args.stat, peaks, args.block)
         rows.append(row)
-        auto_from = math.ceil(AUTO_MIN_WORK / mlp_elements_per_step(ours(shape).cfg, shape.batch))
+        auto_from = math.ceil(AUTO_MIN_WORK / mlp_elements_per_step(ours_config(shape), shape.batch))
         print(
             f"  {row['shape']}: ours/HF {row['ratio']:.2f} "
             f"(train.fused_gelu auto turns the kernel on for runs of {auto_from:,}+ steps)",

@@ -140,8 +140,7 @@ class InductionTask(BaseTask):
 
     @property
     def _n_lengths(self) -> int:
-        lo = self.opts.min_length
-        return 1 if lo is None else self.opts.length - lo + 1
+        return len(self._lengths)
 
     def _span_space(self) -> int:
         k, t = self.opts.vocab, self.opts.length
