@@ -62,10 +62,18 @@ def count_params(cfg: GPTConfig, non_embedding: bool = False) -> int:
     return body + embeddings + unembed
 
 
-def flops_per_token(cfg: GPTConfig, seq_len: int | None = None) -> int:
-    """Training FLOPs per token, 6N + 12·L·T·D (N non-embedding, T = seq_len or the full context)."""
+def flops_per_token(cfg: GPTConfig, seq_len: int | None = None, *, output_layer: bool = False) -> int:
+    """Training FLOPs per token, 6N + 12·L·T·D (N non-embedding, T = seq_len or the full context).
+
+    N leaves out every embedding, as in Kaplan et al.'s scaling laws. `output_layer=True` adds 6·V·D, the
+    forward and backward matmuls of the vocabulary projection, which the model does compute: that is the
+    count of nanoGPT's `estimate_mfu` (REFERENCES §5), whose N is every parameter but the position
+    embeddings, the tied token embedding counted as the output layer. Negligible for large models; at the
+    smallest benchmark shape (V 65, D 64, 2 layers) it is 3 % of the step's work.
+    """
     T = cfg.n_ctx if seq_len is None else seq_len
-    return 6 * count_params(cfg, non_embedding=True) + 12 * cfg.n_layer * T * cfg.d_model
+    head = 6 * cfg.vocab_size * cfg.d_model if output_layer else 0
+    return 6 * count_params(cfg, non_embedding=True) + head + 12 * cfg.n_layer * T * cfg.d_model
 
 
 def _human(n: int) -> str:

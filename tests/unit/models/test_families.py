@@ -77,6 +77,18 @@ def test_flops_per_token() -> None:
     assert flops_per_token(cfg, seq_len=10) == 6 * n + 12 * 2 * 10 * 64
 
 
+@pytest.mark.parametrize("tied", [True, False])
+def test_flops_per_token_with_the_output_layer_counts_as_nanogpt(tied: bool) -> None:
+    """nanoGPT's estimate_mfu: N = all parameters but the position embeddings (its models are tied)."""
+    cfg = GPTConfig(vocab_size=65, n_layer=2, n_head=4, d_model=64, n_ctx=128, tie_embeddings=tied)
+    model = GPT(cfg)
+    n_nanogpt = sum(p.numel() for p in model.parameters()) - model.W_pos.numel()
+    if not tied:  # an untied input embedding is a lookup, not a matmul: only the output layer does work
+        n_nanogpt -= model.embed.weight.numel()
+    assert flops_per_token(cfg, output_layer=True) == 6 * n_nanogpt + 12 * 2 * 128 * 64
+    assert flops_per_token(cfg, output_layer=True) - flops_per_token(cfg) == 6 * 65 * 64
+
+
 @pytest.mark.parametrize("scale", ["width", "depth", "both"])
 def test_geometric_family_hits_targets(scale: str) -> None:
     lo, hi, n = (3e5, 3e6, 4) if scale == "depth" else (2e4, 2e6, 5)
