@@ -351,8 +351,10 @@ def log_axis_with_zero(ax: plt.Axes, values: Sequence[float]) -> bool:
     # Ticks at 0, the first positive value and powers of ten at least 2× beyond it: labels never collide.
     decades = range(math.ceil(math.log10(first * 2)), math.floor(math.log10(last)) + 1)
     ticks = [0.0, first, *(t for t in (10.0**k for k in decades) if t <= last)]
-    if last >= 2 * ticks[-1]:
-        ticks.append(last)  # the last value, when no power of ten sits near it
+    if last >= 3 * ticks[-1]:
+        # The last value, when no power of ten sits near it: at 2× (1000 and 2000 steps) the two labels
+        # are 0.3 decades apart and run together in a report panel.
+        ticks.append(last)
     distinct = sorted(set(positive.tolist()))
     if len(distinct) <= 8 and all(b >= 1.8 * a for a, b in itertools.pairwise(distinct)):
         ticks = [0.0, *distinct]  # few, well-spread values (checkpoints): label each one

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import matplotlib.image as mpimg
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +15,7 @@ from emergence.report.plots import (
     FitOverlay,
     ScalingPanel,
     format_count,
+    log_axis_with_zero,
     member_colors,
     metric_kind,
     metric_label,
@@ -153,3 +155,22 @@ def test_plot_loss_curves_with_and_without_flops(tmp_path: Path) -> None:
     )
     narrow = plot_loss_curves(logs, colors, SIZES, tmp_path, "loss-steps")
     assert _assert_png(wide.png).shape[1] > _assert_png(narrow.png).shape[1]  # two panels vs one
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        ([0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900], [0, 1, 10, 100, 900]),
+        # 2000 is left unlabelled: its label would touch 1000's
+        ([0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 2000], [0, 1, 10, 100, 1000]),
+        ([0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 2000, 3000], [0, 1, 10, 100, 1000, 3000]),
+        ([0, 1, 2, 4, 8], [0, 1, 2, 4, 8]),  # few, well-spread checkpoints: each labelled
+    ],
+)
+def test_step_axis_ticks_never_crowd(steps: list[int], expected: list[int]) -> None:
+    fig, ax = plt.subplots()
+    try:
+        assert log_axis_with_zero(ax, steps)
+        assert list(ax.xaxis.get_major_locator().locs) == expected
+    finally:
+        plt.close(fig)
