@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 PIP    := $(PY) -m pip install -q --disable-pip-version-check
 
 # The reference studies of docs/studies/ (issue #7) and the other built-in comparisons; `make studies` runs them all.
-STUDIES ?= grokking induction-heads arithmetic-mirage scaling-law icl-emergence adaptation transformer-vs-lstm
+STUDIES ?= grokking induction-heads arithmetic-mirage multiplication-mirage scaling-law icl-emergence adaptation transformer-vs-lstm
 
 .PHONY: setup setup-dev demo test test-slow lint bench studies clean
 

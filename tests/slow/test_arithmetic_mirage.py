@@ -1,6 +1,8 @@
 """The arithmetic-mirage reference study (issue #7): its quick variant, run end to end, meets the criteria.
 
-Criteria (docs/studies/arithmetic-mirage.md), on 3-digit reversed addition:
+Criteria (docs/studies/arithmetic-mirage.md), on reversed 3-digit addition and on reversed 2-digit
+multiplication (`multiplication-mirage-quick`; it meets only the smooth-law one, the others are strict
+expected failures):
 - exact match is emergent, with a sigmoid/hinge threshold and a bootstrap CI over seeds, and its
   breakthroughness B is clearly above that of every continuous metric;
 - a continuous metric (answer log-probability, token accuracy or edit distance) is not emergent and is fitted
@@ -27,12 +29,30 @@ pytestmark = pytest.mark.slow
 CONTINUOUS = ("answer_logprob", "token_accuracy", "edit_distance")
 
 
-@pytest.fixture(scope="module")
-def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    out = tmp_path_factory.mktemp("arithmetic-mirage") / "study"
-    outcome = run_study(load_study(resolve_study("arithmetic-mirage-quick")), out, progress=False)
+# (quick study, its task): the addition study and its multiplication companion are held to the same criteria.
+STUDIES = {"addition": "arithmetic-mirage-quick", "multiplication": "multiplication-mirage-quick"}
+# Multiplication does not meet them at this scale and budget: every metric, exact match included, rises
+# smoothly with size (docs/studies/arithmetic-mirage.md, "Multiplication"). Strict: a pass means the docs and
+# this list are out of date.
+MULTIPLICATION_FAILS = (
+    "2-digit multiplication: exact match rises smoothly at this budget (docs, Multiplication)"
+)
+
+
+def _expect_failure_for_multiplication(request: pytest.FixtureRequest, task: str) -> None:
+    if task == "multiplication":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=MULTIPLICATION_FAILS))
+
+
+@pytest.fixture(scope="module", params=list(STUDIES))
+def quick(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Any], str]:
+    task = request.param
+    out = tmp_path_factory.mktemp(STUDIES[task]) / "study"
+    outcome = run_study(load_study(resolve_study(STUDIES[task])), out, progress=False)
     assert not outcome.failed, outcome.failed
-    return out, read_json(out / "analysis.json")
+    return out, read_json(out / "analysis.json"), task
 
 
 def _mirage(analysis: dict[str, Any], task: str) -> dict[str, dict[str, Any]]:
@@ -40,38 +60,54 @@ def _mirage(analysis: dict[str, Any], task: str) -> dict[str, dict[str, Any]]:
     return {m["metric"]: m for m in block["metrics"]}
 
 
-def test_exact_match_jumps_with_a_threshold(quick: tuple[Path, dict[str, Any]]) -> None:
-    _, analysis = quick
-    em = _mirage(analysis, "addition")["exact_match"]
+def test_exact_match_jumps_with_a_threshold(
+    quick: tuple[Path, dict[str, Any], str], request: pytest.FixtureRequest
+) -> None:
+    _, analysis, task = quick
+    _expect_failure_for_multiplication(request, task)
+    em = _mirage(analysis, task)["exact_match"]
     assert em["verdict"] == "emergent", em
     thr = em["threshold"]
     assert thr["model"] in ("sigmoid", "hinge") and thr["ci"] is not None
     assert thr["ci"][0] <= thr["x0"] <= thr["ci"][1]
 
 
-def test_exact_match_breaks_through_more_than_continuous(quick: tuple[Path, dict[str, Any]]) -> None:
-    _, analysis = quick
-    metrics = _mirage(analysis, "addition")
+def test_exact_match_breaks_through_more_than_continuous(
+    quick: tuple[Path, dict[str, Any], str], request: pytest.FixtureRequest
+) -> None:
+    _, analysis, task = quick
+    _expect_failure_for_multiplication(request, task)
+    metrics = _mirage(analysis, task)
     b_em = metrics["exact_match"]["breakthroughness"]
     for name in CONTINUOUS:
         b = metrics[name]["breakthroughness"]
         assert b_em >= 1.5 * b, (name, b_em, b)
 
 
-def test_a_continuous_metric_follows_a_smooth_law(quick: tuple[Path, dict[str, Any]]) -> None:
-    _, analysis = quick
-    metrics = _mirage(analysis, "addition")
+def test_a_continuous_metric_follows_a_smooth_law(quick: tuple[Path, dict[str, Any], str]) -> None:
+    _, analysis, task = quick
+    metrics = _mirage(analysis, task)
     smooth = [m for m in CONTINUOUS if metrics[m]["verdict"] != "emergent" and metrics[m]["r2_line"] >= 0.8]
     assert smooth, {m: (metrics[m]["verdict"], metrics[m]["r2_line"]) for m in CONTINUOUS}
-    task = next(t for t in analysis["tasks"] if t["task"] == "addition")
-    assert task["verdict"] == "mirage", task["summary"]
 
 
-def test_exact_match_follows_p_to_the_l(quick: tuple[Path, dict[str, Any]]) -> None:
-    out, analysis = quick
-    lp = next(x for x in analysis["length_prediction"] if x["task"] == "addition")
+def test_the_task_verdict_is_mirage(
+    quick: tuple[Path, dict[str, Any], str], request: pytest.FixtureRequest
+) -> None:
+    _, analysis, task = quick
+    _expect_failure_for_multiplication(request, task)
+    block = next(t for t in analysis["tasks"] if t["task"] == task)
+    assert block["verdict"] == "mirage", block["summary"]
+
+
+def test_exact_match_follows_p_to_the_l(
+    quick: tuple[Path, dict[str, Any], str], request: pytest.FixtureRequest
+) -> None:
+    out, analysis, task = quick
+    _expect_failure_for_multiplication(request, task)
+    lp = next(x for x in analysis["length_prediction"] if x["task"] == task)
     results = pd.read_parquet(out / "results.parquet")
-    lengths = results.loc[results["task"] == "addition", "answer_len"].dropna().unique()
+    lengths = results.loc[results["task"] == task, "answer_len"].dropna().unique()
     # `pad: true` writes every answer with 4 digits, so there is one length: the check then runs across the
     # member × seed points (per-token accuracy p from ~0.3 to 1), one point per run and length.
     runs = {(p["member"], p["seed"]) for p in lp["points"]}

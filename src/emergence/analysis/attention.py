@@ -55,7 +55,8 @@ def attention_patterns(model: Any, tokens: torch.Tensor) -> list[torch.Tensor]:
 
 
 def head_scores(model: Any, tokens: torch.Tensor, span: int) -> dict[str, np.ndarray]:
-    """Previous-token, duplicate-token and induction scores (L,H) on repeated random tokens of `span`."""
+    """Previous-token, duplicate-token and induction scores (L,H) on repeated random tokens of `span`, and
+    each head's attention to BOS (`bos`), all averaged over the queries of the second copy."""
     if tokens.shape[1] != 1 + 2 * span:
         raise UserError(f"head_scores: tokens have length {tokens.shape[1]}, expected 1 + 2·{span}")
     patterns = attention_patterns(model, tokens)
@@ -65,6 +66,9 @@ def head_scores(model: Any, tokens: torch.Tensor, span: int) -> dict[str, np.nda
         keys = queries - offset(span)
         rows = [p[:, :, queries, keys].mean(dim=(0, 2)) for p in patterns]  # L × (H,)
         out[name] = torch.stack(rows).double().numpy()  # (L, H)
+    # Attention parked on BOS (an "attention sink"): a head that sends most of its mass there writes a
+    # near-constant vector, and what little it spreads elsewhere is all its output varies with.
+    out["bos"] = torch.stack([p[:, :, queries, 0].mean(dim=(0, 2)) for p in patterns]).double().numpy()
     return out
 
 

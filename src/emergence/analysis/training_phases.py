@@ -59,6 +59,10 @@ def main_change(points: list[dict[str, Any]], direction: int) -> dict[str, Any] 
     return max(going, key=lambda p: direction * p["jump"]) if going else None
 
 
+# Per-head scores kept for the final checkpoint (analysis.attention.head_scores).
+HEAD_SCORES = ("previous_token", "induction", "duplicate_token", "bos")
+
+
 def run_phases(steps: Sequence[int], curves: dict[str, Sequence[float | None]]) -> dict[str, Any]:
     """Change points of each curve, the main change in its direction, and lags behind the reference curve."""
     out: dict[str, Any] = {"change_points": {}, "main": {}, "lags": {}}
@@ -117,9 +121,7 @@ def study_training_phases(study_dir: Path, runs: list[dict[str, Any]]) -> list[d
                     "max_previous_token": (final.get("summary") or {}).get("max_previous_token"),
                     "n_induction_heads": heads.get("n_induction_heads"),
                 },
-                "head_scores": {
-                    k: heads[k] for k in ("previous_token", "induction", "duplicate_token") if k in heads
-                },
+                "head_scores": {k: heads[k] for k in HEAD_SCORES if k in heads},
             }
         )
     return out

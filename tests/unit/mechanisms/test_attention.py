@@ -39,6 +39,18 @@ def test_hand_set_induction_head_is_found() -> None:
     )  # layer 1 is the induction head (random repeats within a span dilute it)
     assert s["induction"][0, 0] < 0.1 and s["previous_token"][1, 0] < 0.2
     assert s["duplicate_token"].max() < 0.2
+    assert s["bos"].shape == s["induction"].shape and ((s["bos"] >= 0) & (s["bos"] <= 1)).all()
+    # Each head's masses at the three offsets and on BOS are parts of one distribution.
+    assert (s["previous_token"] + s["induction"] + s["duplicate_token"] + s["bos"] <= 1 + 1e-6).all()
+
+
+def test_bos_score_is_the_mass_on_the_first_position() -> None:
+    model = induction_model(span=SPAN)
+    tokens = rep_tokens()
+    patterns = A.attention_patterns(model, tokens)
+    s = A.head_scores(model, tokens, SPAN)
+    expected = patterns[1][:, 0, SPAN + 1 :, 0].mean().item()  # layer 1, head 0, second-copy queries
+    assert abs(s["bos"][1, 0] - expected) < 1e-6
 
 
 def test_no_induction_head_in_one_layer_models() -> None:

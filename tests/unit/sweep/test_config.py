@@ -92,3 +92,12 @@ def test_mechanisms_section_defaults() -> None:
     assert (m.enabled, m.steps) == (False, "final")
     m = mechanisms_section(parse_study(tiny_study_dict(mechanisms={"enabled": True, "heads": False})))
     assert (m.enabled, m.config.heads) == (True, False)
+
+
+@pytest.mark.parametrize("name", builtin_studies())
+def test_every_builtin_study_loads_and_validates(name: str) -> None:
+    from emergence.sweep.config import load_study, validate_study
+
+    study = load_study(resolve_study(name))
+    validate_study(study)
+    assert study.name == name  # the file name is the name `emergence run` takes
