@@ -39,11 +39,6 @@ MULTIPLICATION_FAILS = (
 )
 
 
-def _expect_failure_for_multiplication(request: pytest.FixtureRequest, task: str) -> None:
-    if task == "multiplication":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=MULTIPLICATION_FAILS))
-
-
 @pytest.fixture(scope="module", params=list(STUDIES))
 def quick(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -55,16 +50,25 @@ def quick(
     return out, read_json(out / "analysis.json"), task
 
 
+@pytest.fixture
+def unmet_by_multiplication(
+    quick: tuple[Path, dict[str, Any], str], request: pytest.FixtureRequest
+) -> tuple[Path, dict[str, Any], str]:
+    """The quick study, for a criterion that multiplication does not meet: a strict expected failure there."""
+    if quick[2] == "multiplication":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=MULTIPLICATION_FAILS))
+    return quick
+
+
 def _mirage(analysis: dict[str, Any], task: str) -> dict[str, dict[str, Any]]:
     block = next(m for m in analysis["mirage"] if m["task"] == task)
     return {m["metric"]: m for m in block["metrics"]}
 
 
 def test_exact_match_jumps_with_a_threshold(
-    quick: tuple[Path, dict[str, Any], str], request: pytest.FixtureRequest
+    unmet_by_multiplication: tuple[Path, dict[str, Any], str],
 ) -> None:
-    _, analysis, task = quick
-    _expect_failure_for_multiplication(request, task)
+    _, analysis, task = unmet_by_multiplication
     em = _mirage(analysis, task)["exact_match"]
     assert em["verdict"] == "emergent", em
     thr = em["threshold"]
@@ -73,10 +77,9 @@ def test_exact_match_jumps_with_a_threshold(
 
 
 def test_exact_match_breaks_through_more_than_continuous(
-    quick: tuple[Path, dict[str, Any], str], request: pytest.FixtureRequest
+    unmet_by_multiplication: tuple[Path, dict[str, Any], str],
 ) -> None:
-    _, analysis, task = quick
-    _expect_failure_for_multiplication(request, task)
+    _, analysis, task = unmet_by_multiplication
     metrics = _mirage(analysis, task)
     b_em = metrics["exact_match"]["breakthroughness"]
     for name in CONTINUOUS:
@@ -91,20 +94,14 @@ def test_a_continuous_metric_follows_a_smooth_law(quick: tuple[Path, dict[str, A
     assert smooth, {m: (metrics[m]["verdict"], metrics[m]["r2_line"]) for m in CONTINUOUS}
 
 
-def test_the_task_verdict_is_mirage(
-    quick: tuple[Path, dict[str, Any], str], request: pytest.FixtureRequest
-) -> None:
-    _, analysis, task = quick
-    _expect_failure_for_multiplication(request, task)
+def test_the_task_verdict_is_mirage(unmet_by_multiplication: tuple[Path, dict[str, Any], str]) -> None:
+    _, analysis, task = unmet_by_multiplication
     block = next(t for t in analysis["tasks"] if t["task"] == task)
     assert block["verdict"] == "mirage", block["summary"]
 
 
-def test_exact_match_follows_p_to_the_l(
-    quick: tuple[Path, dict[str, Any], str], request: pytest.FixtureRequest
-) -> None:
-    out, analysis, task = quick
-    _expect_failure_for_multiplication(request, task)
+def test_exact_match_follows_p_to_the_l(unmet_by_multiplication: tuple[Path, dict[str, Any], str]) -> None:
+    out, analysis, task = unmet_by_multiplication
     lp = next(x for x in analysis["length_prediction"] if x["task"] == task)
     results = pd.read_parquet(out / "results.parquet")
     lengths = results.loc[results["task"] == task, "answer_len"].dropna().unique()
