@@ -8,7 +8,7 @@ import pytest
 
 from emergence.errors import UserError
 from emergence.studies import builtin_studies, resolve_study
-from emergence.sweep.config import StudyConfig, parse_study
+from emergence.sweep.config import StudyConfig, load_study, parse_study, validate_study
 
 from .conftest import tiny_study_dict
 
@@ -96,8 +96,6 @@ def test_mechanisms_section_defaults() -> None:
 
 @pytest.mark.parametrize("name", builtin_studies())
 def test_every_builtin_study_loads_and_validates(name: str) -> None:
-    from emergence.sweep.config import load_study, validate_study
-
     study = load_study(resolve_study(name))
     validate_study(study)
     assert study.name == name  # the file name is the name `emergence run` takes
