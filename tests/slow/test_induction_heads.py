@@ -5,10 +5,8 @@ Runs `src/emergence/studies/induction-heads-quick.yaml` through the public API (
 into a temporary directory and asserts the issue's criteria on analysis.json
 (`mechanisms.training_phases`, one entry per run):
 
-- 1 layer: no head reaches an induction score of 0.3 at any checkpoint; ICL score near 0 (|ICL| < 0.1 nats).
-  The last does not hold on this data (an expected failure, below): a 1-layer model lowers the loss of later
-  tokens by favouring tokens seen earlier in the context, worth ~0.5 nats on these spans. What holds, and is
-  asserted instead, is that its ICL score is well short of that of models with an induction head.
+- 1 layer: no head reaches an induction score of 0.3 at any checkpoint; ICL score near 0 (|ICL| < 0.1 nats),
+  where every model with an induction head has one below −1 nat (real in-context learning to compare with).
 - ≥ 2 layers: a head with induction score ≥ 0.5 at the end, and the main change points of the training loss
   and of the ICL score within `TOLERANCE` steps of the induction score's rise.
 """
@@ -27,7 +25,8 @@ pytestmark = pytest.mark.slow
 # Checkpoints every 50 steps place a change point to ±50 steps; the loss, ICL and induction curves each
 # change over ~100-300 steps, whose steepest point each detector picks. Olsson et al. see the three together.
 TOLERANCE = 200
-NEAR_ZERO_ICL = 0.1  # nats; the ICL score of an untrained model over 64 examples moves by ~0.05
+NEAR_ZERO_ICL = 0.1  # nats; over training the 1-layer model's score wanders within ±0.09 (64 sequences)
+REAL_ICL = -1.0  # nats; models with induction heads reach about -3 (docs/studies/induction-heads.md)
 
 
 @pytest.fixture(scope="module")
@@ -47,22 +46,15 @@ def test_one_layer_model_has_no_induction_head(entries: list[dict]) -> None:
         assert max(scores) < 0.3, f"{e['member']} seed {e['seed']}: induction score {max(scores):.2f}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured ICL score of the 1-layer model: -0.49 nats (copying tokens seen in the context; "
-    "docs/studies/induction-heads.md), not near 0",
-)
 def test_one_layer_icl_score_near_zero(entries: list[dict]) -> None:
     for e in (e for e in entries if e["n_layer"] == 1):
         assert abs(e["final"]["icl_score"]) < NEAR_ZERO_ICL, f"{e['member']}: ICL {e['final']['icl_score']}"
 
 
-def test_one_layer_icl_score_is_well_short_of_induction_models(entries: list[dict]) -> None:
-    one = [e["final"]["icl_score"] for e in entries if e["n_layer"] == 1]
+def test_models_with_induction_heads_learn_in_context(entries: list[dict]) -> None:
     induction = [e["final"]["icl_score"] for e in entries if e["final"]["max_induction"] >= 0.5]
-    assert one and induction, "need a 1-layer model and a model with an induction head"
-    # Scores are negative: the induction models' context gain is at least 1.5 times the 1-layer model's.
-    assert max(induction) < 1.5 * min(one), f"1 layer {one}, with induction heads {induction}"
+    assert induction, "need a model with an induction head"
+    assert max(induction) < REAL_ICL, f"ICL scores of the models with induction heads: {induction}"
 
 
 def test_deeper_models_form_an_induction_head(entries: list[dict]) -> None:

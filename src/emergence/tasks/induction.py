@@ -7,6 +7,7 @@ better than chance on the repeat; one with it is near perfect, and the switch ha
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,12 +41,15 @@ class InductionOptions(HashSplitOptions):
     fill: int | None = opt(
         None, "none: `repeats` copies; else as many copies as it takes, cut to `fill` tokens in all"
     )
-    layout: Literal["copies", "planted"] = opt(
+    layout: Literal["copies", "planted", "phrases"] = opt(
         "copies",
         "copies: the span repeated back to back (see repeats, fill); planted: `fill` tokens of uniform "
         "random symbols with the span written twice, the second copy ending the sequence and the first at a "
-        "uniformly random earlier position (no periodic structure: only prefix matching finds the copy)",
+        "uniformly random earlier position (no periodic structure: only prefix matching finds the copy); "
+        "phrases: the vocab cut into `phrases` random spans, strung together in random order to `fill` "
+        "tokens (text-like: many spans, each recurring at no fixed distance)",
     )
+    phrases: int = opt(4, "phrases layout: spans per sequence; together they hold each symbol exactly once")
     gap: int = opt(
         0,
         "copies layout with `fill`: up to this many uniform random symbols between consecutive copies (a "
@@ -85,6 +89,19 @@ class InductionOptions(HashSplitOptions):
             if self.repeats != 2:
                 raise ValueError(
                     f"repeats: layout 'planted' writes the span twice, got repeats={self.repeats}"
+                )
+        if self.layout == "phrases":
+            if self.fill is None or self.answer != "sequence" or self.separator:
+                raise ValueError(
+                    "layout: 'phrases' needs `fill`, answer: sequence and separator: '' (one text, no repeat)"
+                )
+            if not 2 <= self.phrases <= 64:
+                raise ValueError(f"phrases: must be between 2 and 64, got {self.phrases}")
+            lo = self.min_length or self.length
+            if not self.phrases * lo <= self.vocab <= self.phrases * self.length:
+                raise ValueError(
+                    f"phrases: {self.phrases} phrases of {lo}-{self.length} symbols cannot hold exactly "
+                    f"vocab={self.vocab} symbols"
                 )
         if not 0 <= self.gap <= 64:
             raise ValueError(f"gap: must be between 0 and 64, got {self.gap}")
@@ -167,7 +184,75 @@ class InductionTask(BaseTask):
         # Every gap is followed by a copy of ≥ min_length symbols, so `fill` holds at most this many.
         return -(-self.opts.fill // self._lengths[0])  # type: ignore[operator]
 
+    @property
+    def _n_slots(self) -> int:
+        # Every phrase has ≥ min_length symbols, so `fill` holds at most this many phrase choices.
+        return -(-self.opts.fill // self._lengths[0])  # type: ignore[operator]
+
+    @functools.cached_property
+    def _compositions(self) -> list[list[int]]:
+        # counts[m][r]: ways to write r as m phrase lengths, each in [min_length, length].
+        o, lo, hi = self.opts, self._lengths[0], self._lengths[-1]
+        counts = [[0] * (o.vocab + 1) for _ in range(o.phrases + 1)]
+        counts[0][0] = 1
+        for m in range(1, o.phrases + 1):
+            for r in range(o.vocab + 1):
+                counts[m][r] = sum(counts[m - 1][r - n] for n in range(lo, min(hi, r) + 1))
+        return counts
+
+    def _n_compositions(self) -> int:
+        return self._compositions[self.opts.phrases][self.opts.vocab]
+
+    def _phrase_set_space(self) -> int:
+        # A composition of vocab into M lengths × an order of the vocab symbols.
+        return self._n_compositions() * math.factorial(self.opts.vocab)
+
+    def _phrase_set(self, i: int) -> list[str]:
+        """Item i's phrases: the vocab cut into M phrases (a composition unranked from the low digits), the
+        symbols in an order unranked from the next digits."""
+        o, counts = self.opts, self._compositions
+        i, rank = divmod(i, self._n_compositions())
+        lengths, rest = [], o.vocab
+        for m in range(o.phrases, 0, -1):
+            for n in self._lengths:
+                c = counts[m - 1][rest - n] if n <= rest else 0
+                if rank < c:
+                    lengths.append(n)
+                    rest -= n
+                    break
+                rank -= c
+        symbols = list(self.symbols)
+        out = []
+        for n in lengths:
+            phrase = []
+            for _ in range(n):
+                i, d = divmod(i, len(symbols))
+                phrase.append(symbols.pop(d))
+            out.append("".join(phrase))
+        return out
+
+    def _phrases_key(self, i: int) -> str:
+        return " ".join(sorted(self._phrase_set(i)))
+
+    def _phrases_text(self, i: int, phrases: list[str]) -> str:
+        """Item i of the phrases layout: random phrase choices (high digits), cut to `fill`.
+
+        Each phrase is uniform among the M − 1 that differ from the one before it: a phrase repeated back to
+        back would make a periodic stretch that a head attending a fixed distance back can copy.
+        """
+        high = i // self._phrase_set_space()
+        high, prev = divmod(high, self.opts.phrases)
+        parts, size = [phrases[prev]], len(phrases[prev])
+        while size < self.opts.fill:  # type: ignore[operator]
+            high, d = divmod(high, self.opts.phrases - 1)
+            prev = d + (d >= prev)
+            parts.append(phrases[prev])
+            size += len(phrases[prev])
+        return "".join(parts)[: self.opts.fill]
+
     def _space_size(self) -> int:
+        if self.opts.layout == "phrases":
+            return self._phrase_set_space() * self.opts.phrases * (self.opts.phrases - 1) ** self._n_slots
         if self.opts.layout == "copies" and self.opts.gap:
             # Span (low digits, the split key) × every gap's length × the filler symbols (≤ fill of them).
             g = self._max_gaps
@@ -195,7 +280,7 @@ class InductionTask(BaseTask):
     def max_answer_len(self) -> int:
         """The repeats after the first copy, or the whole sequence with `answer="sequence"`."""
         o = self.opts
-        if o.layout == "planted":
+        if o.layout in ("planted", "phrases"):
             return o.fill if o.answer == "sequence" else o.length  # type: ignore[return-value]
         if o.fill is not None:
             return o.fill - (o.answer == "repeat") * (o.min_length or o.length) - len(o.separator)
@@ -254,6 +339,13 @@ class InductionTask(BaseTask):
         return Example(seq + o.separator, text[len(seq) + len(o.separator) :], meta={"sequence": seq})
 
     def _examples(self, split: Split, n: int | None, seed: int) -> list[Example]:
+        if self.opts.layout == "phrases":
+            idx = self._hashed_indices(self._space_size(), self._phrases_key, split, n, seed)
+            out = []
+            for i in idx:
+                phrases = self._phrase_set(i)
+                out.append(Example("", self._phrases_text(i, phrases), meta={"phrases": phrases}))
+            return out
         idx = self._hashed_indices(self._space_size(), self._sequence, split, n, seed)
         if self.opts.layout == "planted" or self.opts.gap:
             text = self._planted_text if self.opts.layout == "planted" else self._gapped_text

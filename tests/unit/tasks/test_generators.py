@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -31,6 +32,11 @@ GENERATORS: list[tuple[str, dict[str, Any]]] = [
         {"length": 5, "min_length": 2, "vocab": 9, "fill": 16, "layout": "planted", "separator": ""},
     ),
     ("induction", {"length": 5, "min_length": 2, "vocab": 9, "fill": 16, "gap": 2, "separator": ""}),
+    (
+        "induction",
+        {"layout": "phrases", "phrases": 3, "length": 4, "min_length": 2, "vocab": 9, "fill": 20}
+        | {"separator": "", "answer": "sequence"},
+    ),
     ("parity", {"length": 8}),
     ("parity", {"length": 9, "answer": "word"}),
     ("larger", {"digits": 2}),
@@ -251,6 +257,63 @@ def test_induction_copies_with_gaps() -> None:
     ):
         with pytest.raises(UserError, match="gap"):
             make_task("induction", length=6, **options)
+
+
+def test_induction_phrases_layout() -> None:
+    """The vocabulary cut into M phrases, strung together in random order: no phrase twice in a row, every
+    composition of phrase lengths and every phrase order used, the split by phrase set."""
+    task = make_task(
+        "induction",
+        layout="phrases",
+        phrases=3,
+        length=4,
+        min_length=2,
+        vocab=9,
+        fill=30,
+        separator="",
+        answer="sequence",
+    )
+    assert task.max_answer_len == 30
+    lengths: Counter[tuple[int, ...]] = Counter()
+    first: Counter[int] = Counter()
+    follows: Counter[tuple[int, int]] = Counter()
+    exs = task.examples("train", 3000, seed=4)
+    for ex in exs:
+        phrases, text = ex.meta["phrases"], ex.target
+        assert ex.prompt == "" and len(text) == 30
+        # The phrases partition the vocabulary, each 2-4 symbols long.
+        assert sorted("".join(phrases)) == sorted(task.symbols) and all(2 <= len(p) <= 4 for p in phrases)
+        lengths[tuple(len(p) for p in phrases)] += 1
+        # Parse the text back into phrases (each symbol belongs to exactly one).
+        owner = {c: k for k, p in enumerate(phrases) for c in p}
+        pos, seq = 0, []
+        while pos < 30:
+            k = owner[text[pos]]
+            assert text[pos : pos + len(phrases[k])] == phrases[k][: 30 - pos], (phrases, text, pos)
+            seq.append(k)
+            pos += len(phrases[k])
+        first[seq[0]] += 1
+        follows.update(pairwise(seq))
+    # Compositions of 9 into 3 parts of 2-4: 7 of them, each drawn about equally often.
+    assert len(lengths) == 7 and max(lengths.values()) < 1.3 * min(lengths.values())
+    assert set(first) == {0, 1, 2} and max(first.values()) < 1.3 * min(first.values())
+    assert all(a != b for a, b in follows) and len(follows) == 6
+    assert max(follows.values()) < 1.3 * min(follows.values())
+    # The split follows the phrase set.
+    key = lambda ex: tuple(sorted(ex.meta["phrases"]))  # noqa: E731
+    assert not {key(ex) for ex in exs} & {key(ex) for ex in task.examples("test", 500)}
+    assert [ex.target for ex in task.examples("train", 20, seed=4)] == [ex.target for ex in exs[:20]]
+    for options, field in (
+        ({"fill": 30}, "layout"),
+        ({"fill": 30, "answer": "sequence", "separator": "", "vocab": 20}, "phrases"),
+        ({"fill": 30, "answer": "sequence", "separator": "", "vocab": 5}, "phrases"),
+        ({"fill": 30, "answer": "sequence", "separator": "", "phrases": 1}, "phrases"),
+    ):
+        with pytest.raises(UserError, match=field):
+            make_task(
+                "induction",
+                **({"layout": "phrases", "phrases": 3, "length": 4, "min_length": 2, "vocab": 9} | options),
+            )
 
 
 def test_choice_encodings() -> None:
