@@ -1,8 +1,8 @@
 """The arithmetic-mirage reference study (issue #7): its quick variant, run end to end, meets the criteria.
 
 Criteria (docs/studies/arithmetic-mirage.md), on reversed 3-digit addition and on reversed 2-digit
-multiplication (`multiplication-mirage-quick`; it meets only the smooth-law one, the others are strict
-expected failures):
+multiplication (`multiplication-mirage-quick`; it meets the smooth-law and the p^L ones, the others are
+strict expected failures):
 - exact match is emergent, with a sigmoid/hinge threshold and a bootstrap CI over seeds, and its
   breakthroughness B is clearly above that of every continuous metric;
 - a continuous metric (answer log-probability, token accuracy or edit distance) is not emergent and is fitted
@@ -31,12 +31,10 @@ CONTINUOUS = ("answer_logprob", "token_accuracy", "edit_distance")
 
 # (quick study, its task): the addition study and its multiplication companion are held to the same criteria.
 STUDIES = {"addition": "arithmetic-mirage-quick", "multiplication": "multiplication-mirage-quick"}
-# Multiplication does not meet them at this scale and budget: every metric, exact match included, rises
-# smoothly with size (docs/studies/arithmetic-mirage.md, "Multiplication"). Strict: a pass means the docs and
-# this list are out of date.
-MULTIPLICATION_FAILS = (
-    "2-digit multiplication: exact match rises smoothly at this budget (docs, Multiplication)"
-)
+# Multiplication does not meet the emergence criteria at this scale and budget: exact match rises smoothly
+# with size, as every other metric does (docs/studies/arithmetic-mirage.md, "Multiplication"). Strict: a
+# pass means the docs and these marks are out of date.
+MULTIPLICATION_FAILS = "2-digit multiplication: exact match rises smoothly with size (docs, Multiplication)"
 
 
 @pytest.fixture(scope="module", params=list(STUDIES))
@@ -100,8 +98,8 @@ def test_the_task_verdict_is_mirage(unmet_by_multiplication: tuple[Path, dict[st
     assert block["verdict"] == "mirage", block["summary"]
 
 
-def test_exact_match_follows_p_to_the_l(unmet_by_multiplication: tuple[Path, dict[str, Any], str]) -> None:
-    out, analysis, task = unmet_by_multiplication
+def test_exact_match_follows_p_to_the_l(quick: tuple[Path, dict[str, Any], str]) -> None:
+    out, analysis, task = quick
     lp = next(x for x in analysis["length_prediction"] if x["task"] == task)
     results = pd.read_parquet(out / "results.parquet")
     lengths = results.loc[results["task"] == task, "answer_len"].dropna().unique()
