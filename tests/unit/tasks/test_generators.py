@@ -262,17 +262,8 @@ def test_induction_copies_with_gaps() -> None:
 def test_induction_phrases_layout() -> None:
     """The vocabulary cut into M phrases, strung together in random order: no phrase twice in a row, every
     composition of phrase lengths and every phrase order used, the split by phrase set."""
-    task = make_task(
-        "induction",
-        layout="phrases",
-        phrases=3,
-        length=4,
-        min_length=2,
-        vocab=9,
-        fill=30,
-        separator="",
-        answer="sequence",
-    )
+    phrases3 = {"layout": "phrases", "phrases": 3, "length": 4, "min_length": 2, "vocab": 9}
+    task = make_task("induction", **phrases3, fill=30, separator="", answer="sequence")
     assert task.max_answer_len == 30
     lengths: Counter[tuple[int, ...]] = Counter()
     first: Counter[int] = Counter()
