@@ -180,13 +180,9 @@ class InductionTask(BaseTask):
         return math.lcm(*(self.opts.fill - 2 * t + 1 for t in self._lengths))  # type: ignore[operator]
 
     @property
-    def _max_gaps(self) -> int:
-        # Every gap is followed by a copy of ≥ min_length symbols, so `fill` holds at most this many.
-        return -(-self.opts.fill // self._lengths[0])  # type: ignore[operator]
-
-    @property
-    def _n_slots(self) -> int:
-        # Every phrase has ≥ min_length symbols, so `fill` holds at most this many phrase choices.
+    def _max_spans(self) -> int:
+        # Spans (copies, phrases) have ≥ min_length symbols, so `fill` holds at most this many; as many gaps
+        # (each is followed by a copy) and phrase choices.
         return -(-self.opts.fill // self._lengths[0])  # type: ignore[operator]
 
     @functools.cached_property
@@ -252,10 +248,10 @@ class InductionTask(BaseTask):
 
     def _space_size(self) -> int:
         if self.opts.layout == "phrases":
-            return self._phrase_set_space() * self.opts.phrases * (self.opts.phrases - 1) ** self._n_slots
+            return self._phrase_set_space() * self.opts.phrases * (self.opts.phrases - 1) ** self._max_spans
         if self.opts.layout == "copies" and self.opts.gap:
             # Span (low digits, the split key) × every gap's length × the filler symbols (≤ fill of them).
-            g = self._max_gaps
+            g = self._max_spans
             n_filler = min(g * self.opts.gap, self.opts.fill)  # type: ignore[type-var]
             return self._span_space() * (self.opts.gap + 1) ** g * self.opts.vocab**n_filler
         if self.opts.layout == "copies":
@@ -304,7 +300,7 @@ class InductionTask(BaseTask):
         o = self.opts
         high = i // self._span_space()
         gaps = []
-        for _ in range(self._max_gaps):
+        for _ in range(self._max_spans):
             high, d = divmod(high, o.gap + 1)
             gaps.append(d)
         parts = [span]
