@@ -75,7 +75,11 @@ class InductionOptions(HashSplitOptions):
             )
         if not 2 <= self.repeats <= 64:
             raise ValueError(f"repeats: must be between 2 and 64, got {self.repeats}")
-        if self.fill is not None and self.fill < 2 * self.length + len(self.separator):
+        if (
+            self.layout != "phrases"
+            and self.fill is not None
+            and self.fill < 2 * self.length + len(self.separator)
+        ):
             raise ValueError(
                 f"fill: must hold two copies ({2 * self.length + len(self.separator)}), got {self.fill}"
             )

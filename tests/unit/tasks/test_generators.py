@@ -299,6 +299,8 @@ def test_induction_phrases_layout() -> None:
         ({"fill": 30, "answer": "sequence", "separator": "", "vocab": 20}, "phrases"),
         ({"fill": 30, "answer": "sequence", "separator": "", "vocab": 5}, "phrases"),
         ({"fill": 30, "answer": "sequence", "separator": "", "phrases": 1}, "phrases"),
+        # A short `fill` is no error here (the copies layout's "two copies" rule does not apply).
+        ({"fill": 5, "answer": "sequence", "separator": "", "length": 16, "min_length": None}, "phrases"),
     ):
         with pytest.raises(UserError, match=field):
             make_task(
