@@ -8,6 +8,7 @@ better than chance on the repeat; one with it is near perfect, and the switch ha
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -190,7 +191,7 @@ class InductionTask(BaseTask):
         return -(-self.opts.fill // self._lengths[0])  # type: ignore[operator]
 
     @functools.cached_property
-    def _compositions(self) -> list[list[int]]:
+    def _composition_counts(self) -> list[list[int]]:
         # counts[m][r]: ways to write r as m phrase lengths, each in [min_length, length].
         o, lo, hi = self.opts, self._lengths[0], self._lengths[-1]
         counts = [[0] * (o.vocab + 1) for _ in range(o.phrases + 1)]
@@ -201,7 +202,7 @@ class InductionTask(BaseTask):
         return counts
 
     def _n_compositions(self) -> int:
-        return self._compositions[self.opts.phrases][self.opts.vocab]
+        return self._composition_counts[self.opts.phrases][self.opts.vocab]
 
     def _phrase_set_space(self) -> int:
         # A composition of vocab into M lengths × an order of the vocab symbols.
@@ -210,7 +211,7 @@ class InductionTask(BaseTask):
     def _phrase_set(self, i: int) -> list[str]:
         """Item i's phrases: the vocab cut into M phrases (a composition unranked from the low digits), the
         symbols in an order unranked from the next digits."""
-        o, counts = self.opts, self._compositions
+        o, counts = self.opts, self._composition_counts
         i, rank = divmod(i, self._n_compositions())
         lengths, rest = [], o.vocab
         for m in range(o.phrases, 0, -1):
@@ -221,15 +222,12 @@ class InductionTask(BaseTask):
                     rest -= n
                     break
                 rank -= c
-        symbols = list(self.symbols)
-        out = []
-        for n in lengths:
-            phrase = []
-            for _ in range(n):
-                i, d = divmod(i, len(symbols))
-                phrase.append(symbols.pop(d))
-            out.append("".join(phrase))
-        return out
+        symbols, order = list(self.symbols), []
+        for _ in range(o.vocab):
+            i, d = divmod(i, len(symbols))
+            order.append(symbols.pop(d))
+        bounds = list(itertools.accumulate(lengths, initial=0))
+        return ["".join(order[a:b]) for a, b in itertools.pairwise(bounds)]
 
     def _phrases_key(self, i: int) -> str:
         return " ".join(sorted(self._phrase_set(i)))
