@@ -14,323 +14,28 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from emergence.analysis import bigbench, fits, scaling, scaling_law
 from emergence.analysis.answer_length import length_check, predict_exact_match  # noqa: F401 (re-exported)
+from emergence.analysis.curves import build_curve, resolve_bounds
 from emergence.analysis.generalisation import seen_unseen
-from emergence.config import from_dict, to_dict
+from emergence.analysis.settings import AnalysisConfig, load_config, metric_spec  # noqa: F401 (re-exported)
+from emergence.analysis.verdict import _fmt, classify
+from emergence.config import to_dict
 from emergence.errors import UserError
 from emergence.io import read_json, write_json
-from emergence.registry import Registry
+from emergence.metric_table import METRICS, MetricSpec, register_metric  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 REQUIRED_COLUMNS = ("run_id", "step", "task", "metric", "value")
 AXIS_UNITS = {"n_params": "params", "n_params_non_embedding": "non-embedding params", "flops": "FLOPs"}
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """How to read one metric: direction, kind, chance level and best value (docs/emergence-analysis.md)."""
-
-    higher_is_better: bool = True
-    kind: Literal["discontinuous", "continuous"] = "continuous"
-    # "choice": the rows' `chance` column, else 1/`n_choices`, else 0 (generate tasks); "observed": the worst
-    # mean on the curve; a number: that value.
-    chance: Literal["choice", "observed"] | float = "observed"
-    best: float | None = None  # None: the best mean on the curve
-    # exp(Σ log p) over the answer's tokens: on multi-token answers nonlinear in per-token quality, as
-    # exact match is (≈ p^L), so the mirage check uses it neither as a jump nor as a smooth control.
-    compounds: bool = False
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("discontinuous", "continuous"):
-            raise ValueError(f"kind: expected 'discontinuous' or 'continuous', got {self.kind!r}")
-        if isinstance(self.chance, str) and self.chance not in ("choice", "observed"):
-            raise ValueError(f"chance: expected 'choice', 'observed' or a number, got {self.chance!r}")
-
-
-METRICS: Registry[MetricSpec] = Registry("metric spec")
-
-
-def register_metric(name: str, spec: MetricSpec) -> None:
-    """Add a metric to the table used by every analysis (see also `AnalysisConfig.metrics`)."""
-    METRICS.add(name, spec)
-
-
-_ACC = MetricSpec(True, "discontinuous", "choice", 1.0)
-_PROB = MetricSpec(True, "continuous", "choice", 1.0, compounds=True)
-for _name, _spec in {
-    # All-or-nothing per item: these are the metrics that can manufacture a jump (Schaeffer et al. 2023).
-    "exact_match": _ACC,
-    "accuracy": _ACC,
-    "accuracy_norm": _ACC,
-    "multiple_choice_grade": _ACC,
-    "pass_rate": _ACC,
-    # Partial credit per item.
-    "token_accuracy": MetricSpec(True, "continuous", 0.0, 1.0),
-    "edit_similarity": MetricSpec(True, "continuous", 0.0, 1.0),
-    "edit_distance": MetricSpec(False, "continuous", 1.0, 0.0),  # normalised to [0, 1] by the evaluator
-    "answer_logprob": MetricSpec(True, "continuous", "observed", 0.0),
-    "answer_logprob_per_token": MetricSpec(True, "continuous", "observed", 0.0),
-    "prob_correct": _PROB,
-    "answer_prob": _PROB,
-    "choice_prob": MetricSpec(True, "continuous", "choice", 1.0),
-    "brier": MetricSpec(False, "continuous", "observed", 0.0),
-    "rank": MetricSpec(False, "continuous", "observed", 1.0),
-    "answer_rank": MetricSpec(False, "continuous", "observed", 1.0),
-    "choice_rank": MetricSpec(False, "continuous", "observed", 1.0),
-    # Held-out corpus loss (sweep/corpus.py): the best value is the text's entropy, unknown in general.
-    "lm_loss": MetricSpec(False, "continuous", "observed", None),
-    "bits_per_char": MetricSpec(False, "continuous", "observed", None),
-}.items():
-    register_metric(_name, _spec)
-
-
-@dataclass(frozen=True)
-class AnalysisConfig:
-    """Options of the emergence analysis; every threshold of the verdict rule is here with its default."""
-
-    scale_axes: tuple[str, ...] = ("n_params", "flops")  # scale columns (final step of each run)
-    primary_axis: str = "n_params"  # axis of verdicts, mirage check and PassUntil
-    time_axis: str = "step"  # training-time column: all steps, one curve per member
-    # Extra columns that, when present, separate groups (`adaptation`: zero-shot / few-shot / finetuned-…;
-    # `budget_multiplier`: studies that vary data size).
-    split_by: tuple[str, ...] = ("family", "arch", "adaptation", "budget_multiplier")
-    n_boot: int = 200  # bootstrap replicates for every interval
-    ci: float = 0.9  # level of every interval
-    seed: int = 0  # RNG seed of the bootstraps
-    criterion: Literal["auto", "aic", "aicc", "bic"] = "auto"  # auto: AICc when n/k < 40
-    max_k: float = 50.0  # bound on sigmoid sharpness per decade
-    min_points: int = 3  # scale points needed for fits and verdicts
-    small_max_score: float = 20.0  # (a) smallest model near chance: normalised score ≤ this
-    large_min_score: float = 50.0  # (b) largest model well above chance: normalised score ≥ this
-    min_delta_aic: float = 4.0  # (c) sigmoid/hinge beats the line by at least this much of the criterion
-    # (d) B ≥ ratio·(n − 1); equal steps give B = n − 1, a log-scale sigmoid rising 1 → 82 % within one decade
-    # of 9 half-decade points gives 1.25·(n − 1), a single jump is clipped at max_breakthroughness.
-    min_breakthroughness_ratio: float = 1.2
-    absent_max_score: float = 20.0  # absent: largest model's score below this
-    min_improvement: float = 20.0  # smooth: the score rises by at least this many points
-    max_breakthroughness: float = bigbench.DEFAULT_MAX_BREAKTHROUGHNESS  # clip of B
-    holdout: int = 1  # largest scale points held out for prediction
-    fit_time_axis: bool = True  # fit each member's training-time curve
-    trial_column: str = "trial"  # when present, rows with trial < 0 (aggregates over trials) are used
-    length_column: str = "answer_len"  # rows carrying this column are per-answer-length breakdowns
-    length_token_metric: str = "token_accuracy"  # p in the p^L prediction
-    length_em_metric: str = "exact_match"  # measured exact match
-    metrics: dict[str, MetricSpec] = field(default_factory=dict)  # metric-table overrides and additions
-
-    def __post_init__(self) -> None:
-        if not self.scale_axes:
-            raise ValueError("scale_axes: name at least one scale column")
-        if self.primary_axis not in self.scale_axes:
-            raise ValueError(
-                f"primary_axis: {self.primary_axis!r} is not one of scale_axes {self.scale_axes}"
-            )
-        if self.n_boot < 0:
-            raise ValueError("n_boot: must be >= 0")
-        if not 0.0 < self.ci < 1.0:
-            raise ValueError("ci: must be in (0, 1)")
-        if self.min_points < 3:
-            raise ValueError("min_points: must be >= 3 (a line through 2 points says nothing)")
-        if self.holdout < 1:
-            raise ValueError("holdout: must be >= 1")
-        if self.max_k <= 0 or self.max_breakthroughness <= 0:
-            raise ValueError("max_k, max_breakthroughness: must be > 0")
-
-
-def metric_spec(name: str, cfg: AnalysisConfig) -> tuple[MetricSpec, bool]:
-    """The spec of a metric (config override, then the table) and whether it was known."""
-    if name in cfg.metrics:
-        return cfg.metrics[name], True
-    if name in METRICS:
-        return METRICS.get(name), True
-    return MetricSpec(), False
-
-
-# ----------------------------------------------------------------------------------------------- curves
-
-
-def _ci_of_mean(values: np.ndarray, rng: np.random.Generator, n_boot: int, ci: float) -> tuple[Any, Any]:
-    """Percentile bootstrap CI of the mean over seeds (None with fewer than two seeds)."""
-    if values.size < 2 or n_boot <= 0:
-        return None, None
-    idx = rng.integers(0, values.size, size=(n_boot, values.size))  # (n_boot, n_seeds)
-    means = values[idx].mean(axis=1)
-    a = (1.0 - ci) / 2.0
-    lo, hi = np.quantile(means, [a, 1.0 - a])
-    return float(lo), float(hi)
-
-
-def build_curve(
-    obs: pd.DataFrame, x_col: str, label: str | None, cfg: AnalysisConfig, x_by: str
-) -> dict[str, Any]:
-    """Curve block: mean over seeds, bootstrap CI, and every per-seed point, sorted by x.
-
-    `x_by` is the column that defines a point: "member" for scale curves (the member's mean x), the time
-    column for training curves.
-    """
-    rng = np.random.default_rng(cfg.seed)
-    obs = obs.copy()
-    if x_by == "member":
-        obs["_x"] = obs.groupby("member")[x_col].transform("mean")
-    else:
-        obs["_x"] = obs[x_col]
-    obs = obs.sort_values(["_x", "seed", "run_id"], kind="stable")
-    xs, members, mean, lo, hi, n_seeds = [], [], [], [], [], []
-    for xv, g in obs.groupby("_x", sort=True):
-        vals = g["value"].to_numpy(float)
-        vals = vals[np.isfinite(vals)]
-        xs.append(float(xv))
-        members.append(str(g["member"].iloc[0]))
-        mean.append(float(vals.mean()) if vals.size else None)
-        c = _ci_of_mean(vals, rng, cfg.n_boot, cfg.ci)
-        lo.append(c[0])
-        hi.append(c[1])
-        n_seeds.append(int(vals.size))
-    return {
-        "axis": x_col,
-        "label": label,
-        "x": xs,
-        "members": members,
-        "mean": mean,
-        "ci_low": lo,
-        "ci_high": hi,
-        "n_seeds": n_seeds,
-        "points": {
-            "x": [float(v) for v in obs["_x"]],
-            "y": [_num(v) for v in obs["value"]],
-            "seed": [_seed(s) for s in obs["seed"]],
-            "run_id": [str(r) for r in obs["run_id"]],
-        },
-    }
-
-
-def _seed(v: Any) -> int | None:
-    f = _num(v)
-    return int(f) if f is not None and f == int(f) else None
-
-
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-# ------------------------------------------------------------------------------------- normalised scores
-
-
-def resolve_bounds(
-    spec: MetricSpec, means: list[float | None], rows: pd.DataFrame
-) -> tuple[float | None, float | None]:
-    """(low, high) in raw units: low = chance (or worst observed), high = best (or best observed)."""
-    vals = np.array([m for m in means if m is not None], float)
-    worst = (vals.min() if spec.higher_is_better else vals.max()) if vals.size else None
-    best_obs = (vals.max() if spec.higher_is_better else vals.min()) if vals.size else None
-    if isinstance(spec.chance, float | int):
-        low: float | None = float(spec.chance)
-    elif spec.chance == "observed":
-        low = None if worst is None else float(worst)
-    else:
-        low = 0.0  # generate tasks: a random answer is never exactly right
-        if "chance" in rows and rows["chance"].notna().any():
-            low = float(rows["chance"].mean())
-        elif "n_choices" in rows and rows["n_choices"].notna().any():
-            low = float((1.0 / rows["n_choices"].astype(float)).mean())
-    high = spec.best if spec.best is not None else (None if best_obs is None else float(best_obs))
-    return low, high
-
-
-# ------------------------------------------------------------------------------------------------ verdict
-
-
-def _fmt(v: float) -> str:
-    """3.1e5-style numbers for verdict sentences."""
-    if v == 0 or not math.isfinite(v):
-        return f"{v:g}"
-    e = math.floor(math.log10(abs(v)))
-    if -2 <= e <= 3:
-        return f"{v:.3g}"
-    m = v / 10**e
-    if round(m, 1) >= 10:
-        m, e = m / 10, e + 1
-    return f"{m:.1f}e{e}"
-
-
-def classify(bb: dict[str, Any], fit: dict[str, Any], axis: str, cfg: AnalysisConfig) -> dict[str, Any]:
-    """Verdict block for one curve: emergent / smooth / absent / inconclusive, with reasons."""
-    crit = {"near_chance_small": None, "well_above_large": None, "nonlinear_fit": None, "breakthrough": None}
-    out = {"verdict": "inconclusive", "axis": axis, "criteria": crit, "reasons": [], "threshold": None}
-    scores = [s for s in bb["scores"] if s is not None]
-    n = len(scores)
-    if bb["status"] == "degenerate":
-        out["reasons"].append("the normalised score is undefined (chance level equals the best value)")
-        return out
-    if n < cfg.min_points:
-        out["reasons"].append(f"{n} scale points with a score (need {cfg.min_points})")
-        return out
-    s1, sn = scores[0], scores[-1]
-    reasons = out["reasons"]
-    crit["near_chance_small"] = s1 <= cfg.small_max_score
-    reasons.append(
-        f"smallest model {'near' if crit['near_chance_small'] else 'not near'} chance "
-        f"(score {s1:.1f} {'<=' if crit['near_chance_small'] else '>'} {cfg.small_max_score:g})"
-    )
-    crit["well_above_large"] = sn >= cfg.large_min_score
-    reasons.append(
-        f"largest model {'well above' if crit['well_above_large'] else 'not well above'} chance "
-        f"(score {sn:.1f} {'>=' if crit['well_above_large'] else '<'} {cfg.large_min_score:g})"
-    )
-    delta, best, c_name = fit.get("delta_vs_line"), fit.get("best"), fit.get("criterion", "aic").upper()
-    if fit.get("status") == "ok" and best is not None and delta is not None:
-        crit["nonlinear_fit"] = best != "line" and delta >= cfg.min_delta_aic
-        if best == "line":
-            reasons.append(f"a straight line in log-scale fits best ({c_name})")
-        else:
-            ok = crit["nonlinear_fit"]
-            reasons.append(
-                f"{best} beats the line by Δ{c_name} = {delta:.1f} "
-                f"({'>=' if ok else '<'} {cfg.min_delta_aic:g})"
-            )
-    else:
-        crit["nonlinear_fit"] = False
-        reasons.append(f"no shape fit ({fit.get('status')}: {fit.get('reason')})")
-    b = bb.get("breakthroughness")
-    need = cfg.min_breakthroughness_ratio * (n - 1)
-    if b is not None:
-        crit["breakthrough"] = b >= need
-        clip = " (clipped: a single jump)" if bb.get("clipped") else ""
-        reasons.append(
-            f"breakthroughness B = {b:.3g}{clip} {'>=' if crit['breakthrough'] else '<'} "
-            f"{cfg.min_breakthroughness_ratio:g}·(n−1) = {need:.3g}"
-        )
-    else:
-        crit["breakthrough"] = False
-    out["threshold"] = fit.get("threshold")
-    if all(crit.values()):
-        out["verdict"] = "emergent"
-    elif sn < cfg.absent_max_score:
-        out["verdict"] = "absent"
-        reasons.append(f"largest model's score {sn:.1f} < {cfg.absent_max_score:g}: not present at any scale")
-    elif crit["nonlinear_fit"] and crit["breakthrough"]:
-        # A sharp rise that does not go from near chance to well above it: a jump, but not Wei et al.'s
-        # "absent in small models, present in large ones".
-        reasons.append("a sharp rise, but not from near chance to well above it")
-    elif sn - s1 >= cfg.min_improvement:
-        out["verdict"] = "smooth"
-        reasons.append(f"score rises by {sn - s1:.1f} points without a jump")
-    else:
-        reasons.append("neither a jump from near chance nor a steady rise")
-    return out
 
 
 # ----------------------------------------------------------------------------------------- prediction
@@ -689,11 +394,6 @@ def json_safe(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return json_safe(to_dict(obj))
     return obj
-
-
-def load_config(data: dict[str, Any] | None) -> AnalysisConfig:
-    """Build an AnalysisConfig from plain data (e.g. a study's `analysis:` section)."""
-    return from_dict(AnalysisConfig, data or {}, where="analysis")
 
 
 def analyze_study(study_dir: str | Path, cfg: AnalysisConfig | None = None) -> dict[str, Any]:

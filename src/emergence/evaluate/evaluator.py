@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from emergence import metric_table
 from emergence.errors import UserError
 from emergence.evaluate.fewshot import FewShotTrial, PromptFormat, build_trials, context_trials
 from emergence.evaluate.lm import LanguageModel, LLResult
@@ -280,10 +281,6 @@ def _rows(
     return out
 
 
-# Metrics whose value for a model that cannot tell the choices apart is the mean of 1/#choices.
-_CHANCE_IS_ONE_OVER_N = ("accuracy", "accuracy_norm", "prob_correct")
-
-
 def _chance_columns(queries: Sequence[Example], metric: str) -> dict[str, Any]:
     """`n_choices` (when constant) and `chance` for choice tasks, read by the analysis' normalised score."""
     counts = [len(q.choices) for q in queries if q.choices is not None]
@@ -292,7 +289,8 @@ def _chance_columns(queries: Sequence[Example], metric: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if len(set(counts)) == 1:
         out["n_choices"] = counts[0]
-    if metric in _CHANCE_IS_ONE_OVER_N:
+    spec = metric_table.spec_of(metric)
+    if spec is not None and spec.uniform_choice:  # chance = the mean of 1/#choices (metric_table.py)
         out["chance"] = float(np.mean([1.0 / c for c in counts]))
     return out
 

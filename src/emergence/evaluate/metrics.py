@@ -22,6 +22,7 @@ from typing import Literal
 
 import numpy as np
 
+from emergence import metric_table
 from emergence.evaluate.lm import LLResult
 from emergence.registry import Registry
 
@@ -68,13 +69,14 @@ METRICS: Registry[Metric] = Registry("metric")
 
 
 def _metric(
-    name: str, needs: Sequence[Need], kinds: Sequence[TaskKind], higher_is_better: bool
+    name: str, needs: Sequence[Need], kinds: Sequence[TaskKind]
 ) -> Callable[[Callable[[ItemResult], float]], Callable[[ItemResult], float]]:
-    """Register `fn` as a metric; its docstring becomes the description."""
+    """Register `fn` as a metric; its docstring becomes the description, its direction the metric table's."""
+    higher = metric_table.METRICS.get(name).higher_is_better  # every built-in metric has a record there
 
     def deco(fn: Callable[[ItemResult], float]) -> Callable[[ItemResult], float]:
         doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        METRICS.add(name, Metric(name, fn, frozenset(needs), frozenset(kinds), higher_is_better, doc))
+        METRICS.add(name, Metric(name, fn, frozenset(needs), frozenset(kinds), higher, doc))
         return fn
 
     return deco
@@ -158,47 +160,47 @@ def _target_ll(item: ItemResult, name: str) -> LLResult:
 # --------------------------------------------------------------------------------------------- metrics
 
 
-@_metric("exact_match", needs=["generation"], kinds=["generate", "choice"], higher_is_better=True)
+@_metric("exact_match", needs=["generation"], kinds=["generate", "choice"])
 def exact_match(item: ItemResult) -> float:
     """1 if the greedy answer equals the target (surrounding whitespace ignored), else 0."""
     _require(item.generation, "exact_match", "generation")
     return float(normalize_answer(item.generation or "") == normalize_answer(item.target))
 
 
-@_metric("edit_distance", needs=["generation"], kinds=["generate", "choice"], higher_is_better=False)
+@_metric("edit_distance", needs=["generation"], kinds=["generate", "choice"])
 def edit_distance(item: ItemResult) -> float:
     """Character Levenshtein distance between greedy answer and target / the longer length, in [0, 1]."""
     _require(item.generation, "edit_distance", "generation")
     return normalized_edit_distance(item.generation or "", item.target)
 
 
-@_metric("edit_similarity", needs=["generation"], kinds=["generate", "choice"], higher_is_better=True)
+@_metric("edit_similarity", needs=["generation"], kinds=["generate", "choice"])
 def edit_similarity(item: ItemResult) -> float:
     """1 − edit_distance, so that higher is better like the other scores."""
     return 1.0 - edit_distance(item)
 
 
-@_metric("token_accuracy", needs=["scores"], kinds=["generate", "choice"], higher_is_better=True)
+@_metric("token_accuracy", needs=["scores"], kinds=["generate", "choice"])
 def token_accuracy(item: ItemResult) -> float:
     """Teacher-forced fraction of target tokens that are the model's argmax (1 for an empty target)."""
     r = _target_ll(item, "token_accuracy")
     return sum(r.token_greedy) / r.n_tokens if r.n_tokens else 1.0
 
 
-@_metric("answer_logprob", needs=["scores"], kinds=["generate", "choice"], higher_is_better=True)
+@_metric("answer_logprob", needs=["scores"], kinds=["generate", "choice"])
 def answer_logprob(item: ItemResult) -> float:
     """Sum over target tokens of log p(token | context, previous target tokens), in nats."""
     return _target_ll(item, "answer_logprob").logprob
 
 
-@_metric("answer_logprob_per_token", needs=["scores"], kinds=["generate", "choice"], higher_is_better=True)
+@_metric("answer_logprob_per_token", needs=["scores"], kinds=["generate", "choice"])
 def answer_logprob_per_token(item: ItemResult) -> float:
     """answer_logprob divided by the number of target tokens (0 for an empty target)."""
     r = _target_ll(item, "answer_logprob_per_token")
     return r.logprob / r.n_tokens if r.n_tokens else 0.0
 
 
-@_metric("prob_correct", needs=["scores"], kinds=["generate", "choice"], higher_is_better=True)
+@_metric("prob_correct", needs=["scores"], kinds=["generate", "choice"])
 def prob_correct(item: ItemResult) -> float:
     """Generate: exp(answer_logprob); choice: the correct choice's share of the softmax over choices."""
     if item.choices is not None:
@@ -207,7 +209,7 @@ def prob_correct(item: ItemResult) -> float:
     return math.exp(answer_logprob(item))
 
 
-@_metric("rank", needs=["scores"], kinds=["generate", "choice"], higher_is_better=False)
+@_metric("rank", needs=["scores"], kinds=["generate", "choice"])
 def rank(item: ItemResult) -> float:
     """Choice: 1-based rank of the correct choice; generate: mean 1-based rank of each target token."""
     if item.choices is not None:
@@ -217,21 +219,21 @@ def rank(item: ItemResult) -> float:
     return sum(r.token_ranks) / r.n_tokens if r.n_tokens else 1.0
 
 
-@_metric("accuracy", needs=["scores"], kinds=["choice"], higher_is_better=True)
+@_metric("accuracy", needs=["scores"], kinds=["choice"])
 def accuracy(item: ItemResult) -> float:
     """1 if the correct choice has the highest summed log-likelihood (a tie among t+1 scores 1/(t+1))."""
     _require(item.choice_lls, "accuracy", "choice log-likelihoods")
     return _tie_aware_accuracy(_choice_scores(item, per_char=False), item.answer_index)
 
 
-@_metric("accuracy_norm", needs=["scores"], kinds=["choice"], higher_is_better=True)
+@_metric("accuracy_norm", needs=["scores"], kinds=["choice"])
 def accuracy_norm(item: ItemResult) -> float:
     """accuracy with each choice's log-likelihood divided by its length in characters."""
     _require(item.choice_lls, "accuracy_norm", "choice log-likelihoods")
     return _tie_aware_accuracy(_choice_scores(item, per_char=True), item.answer_index)
 
 
-@_metric("brier", needs=["scores"], kinds=["choice"], higher_is_better=False)
+@_metric("brier", needs=["scores"], kinds=["choice"])
 def brier(item: ItemResult) -> float:
     """Σ_j (p_j − 1[j = answer])² with p the softmax over choice log-likelihoods, in [0, 2]."""
     _require(item.choice_lls, "brier", "choice log-likelihoods")
