@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emergence.analysis import bigbench, fits, scaling, scaling_law
+from emergence.analysis import bigbench, fits, scaling, scaling_law, stability
 from emergence.analysis.answer_length import length_check, predict_exact_match  # noqa: F401 (re-exported)
 from emergence.analysis.curves import build_curve, resolve_bounds
 from emergence.analysis.generalisation import seen_unseen
@@ -128,8 +128,8 @@ def _entry(
     axes: list[str],
     cfg: AnalysisConfig,
     warnings: list[str],
-) -> dict[str, Any]:
-    """Everything about one task × shots × group × metric."""
+) -> tuple[dict[str, Any], list[str]]:
+    """Everything about one task × shots × group × metric, and the verdict's per-resample labels."""
     task, shots, *gvals, metric = key
     spec, known = metric_spec(str(metric), cfg)
     if not known:
@@ -137,62 +137,22 @@ def _entry(
     final = rows[rows["_final"]]
     agg = {"value": ("value", "mean"), "seed": ("seed", "first")}
     agg.update({a: (a, "mean") for a in axes})
+    for extra in ("stderr", "n"):
+        if extra in final.columns:
+            agg[extra] = (extra, "mean")
     obs = final.groupby(["member", "run_id"], dropna=False).agg(**agg).reset_index()
     curves: dict[str, Any] = {}
     fit_blocks: dict[str, Any] = {}
     bb: dict[str, Any] = {}
     pred: dict[str, Any] = {}
-    low = high = None
+    bounds: dict[str, tuple[float | None, float | None]] = {}
     for axis in axes:
         o = obs[np.isfinite(obs[axis]) & (obs[axis] > 0)]
-        curve = build_curve(o, axis, None, cfg, "member")
-        curves[axis] = curve
-        px, py = (
-            np.array(curve["points"]["x"], float),
-            np.array([np.nan if v is None else v for v in curve["points"]["y"]], float),
+        curves[axis], fit_blocks[axis], bb[axis], pred[axis], bounds[axis] = _scale_axis(
+            o, axis, spec, final, cfg
         )
-        fit_blocks[axis] = fits.fit_to_json(px, py, cfg.criterion, cfg.max_k, cfg.n_boot, cfg.ci, cfg.seed)
-        lo_a, hi_a = resolve_bounds(spec, curve["mean"], final)
-        if axis == cfg.primary_axis:
-            low, high = lo_a, hi_a
-        bb[axis] = bigbench.score_block(
-            curve["x"], curve["mean"], lo_a, hi_a, not spec.higher_is_better, cfg.max_breakthroughness
-        )
-        pred[axis] = fits.predict_holdout(
-            px,
-            py,
-            holdout=cfg.holdout,
-            min_points=cfg.min_points,
-            criterion=cfg.criterion,
-            max_k=cfg.max_k,
-            n_boot=cfg.n_boot,
-            ci=cfg.ci,
-            seed=cfg.seed,
-            members=dict(zip(curve["x"], curve["members"], strict=True)),
-        )
-    time_col = cfg.time_axis
-    curves[time_col] = []
-    fits_step: dict[str, Any] = {}
-    for member, g in rows.groupby("member", sort=False):
-        t_obs = g.groupby(["run_id", time_col], dropna=False).agg(
-            value=("value", "mean"), seed=("seed", "first")
-        )
-        t_obs = t_obs.reset_index()
-        t_obs["member"] = member
-        c = build_curve(t_obs, time_col, str(member), cfg, time_col)
-        curves[time_col].append(c)
-        if cfg.fit_time_axis:
-            ty = np.array([np.nan if v is None else v for v in c["points"]["y"]], float)
-            fits_step[str(member)] = fits.fit_to_json(
-                np.array(c["points"]["x"], float), ty, cfg.criterion, cfg.max_k, cfg.n_boot, cfg.ci, cfg.seed
-            )
-    # Order training curves like the scale axis, smallest member first.
-    order = (
-        {m: i for i, m in enumerate(curves[cfg.primary_axis]["members"])}
-        if cfg.primary_axis in curves
-        else {}
-    )
-    curves[time_col].sort(key=lambda c: order.get(c["label"], len(order)))
+    low, high = bounds.get(cfg.primary_axis, (None, None))
+    curves[cfg.time_axis], fits_step = _time_curves(rows, curves.get(cfg.primary_axis), low, high, cfg)
     primary = curves[cfg.primary_axis]
     if spec.kind == "discontinuous":
         pu = scaling.passuntil_fit(primary["x"], primary["mean"], cfg.min_points, cfg.min_delta_aic)
@@ -200,7 +160,18 @@ def _entry(
         pu = scaling.passuntil_fit([], [], cfg.min_points, cfg.min_delta_aic)
         pu.update(status="undefined", reason="defined for pass-rate (discontinuous) metrics only")
     pu = {"axis": cfg.primary_axis, **pu}
-    return {
+    p_obs = obs[np.isfinite(obs[cfg.primary_axis]) & (obs[cfg.primary_axis] > 0)]
+    verdict, labels = _verdict(
+        bb[cfg.primary_axis],
+        fit_blocks[cfg.primary_axis],
+        primary,
+        p_obs,
+        spec,
+        (low, high),
+        str(metric),
+        cfg,
+    )
+    entry = {
         "task": str(task),
         "shots": int(shots),
         "group": _group_dict(groups, tuple(gvals)),
@@ -216,8 +187,170 @@ def _entry(
         "bigbench": bb,
         "prediction": pred,
         "passuntil": pu,
-        "verdict": classify(bb[cfg.primary_axis], fit_blocks[cfg.primary_axis], cfg.primary_axis, cfg),
+        "verdict": verdict,
     }
+    return entry, labels
+
+
+def _scale_axis(
+    o: pd.DataFrame, axis: str, spec: MetricSpec, final: pd.DataFrame, cfg: AnalysisConfig
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any], tuple[float | None, float | None]]:
+    """Curve, fit, BIG-bench block, hold-out prediction and (low, high) of one metric on one scale axis."""
+    curve = build_curve(o, axis, None, cfg, "member")
+    px = np.array(curve["points"]["x"], float)
+    py = np.array([np.nan if v is None else v for v in curve["points"]["y"]], float)
+    fit = fits.fit_to_json(px, py, cfg.criterion, cfg.max_k, cfg.n_boot, cfg.ci, cfg.seed)
+    lo_a, hi_a = resolve_bounds(spec, curve["mean"], final)
+    bb = bigbench.score_block(
+        curve["x"], curve["mean"], lo_a, hi_a, not spec.higher_is_better, cfg.max_breakthroughness
+    )
+    pred = fits.predict_holdout(
+        px,
+        py,
+        holdout=cfg.holdout,
+        min_points=cfg.min_points,
+        criterion=cfg.criterion,
+        max_k=cfg.max_k,
+        n_boot=cfg.n_boot,
+        ci=cfg.ci,
+        seed=cfg.seed,
+        members=dict(zip(curve["x"], curve["members"], strict=True)),
+    )
+    return curve, fit, bb, pred, (lo_a, hi_a)
+
+
+def _time_curves(
+    rows: pd.DataFrame,
+    scale_curve: dict[str, Any] | None,
+    low: float | None,
+    high: float | None,
+    cfg: AnalysisConfig,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One training curve per member (smallest first) and, with `fit_time_axis`, its fit.
+
+    A member's training-time threshold is kept only when its curve leaves chance as the scale verdict
+    requires of the family: the first step near chance and the last well above it (normalised scores
+    against the scale axis's bounds). A curve that stays near chance has no jump to date.
+    """
+    time_col = cfg.time_axis
+    curves: list[dict[str, Any]] = []
+    fits_step: dict[str, Any] = {}
+    for member, g in rows.groupby("member", sort=False):
+        t_obs = g.groupby(["run_id", time_col], dropna=False).agg(
+            value=("value", "mean"), seed=("seed", "first")
+        )
+        t_obs = t_obs.reset_index()
+        t_obs["member"] = member
+        c = build_curve(t_obs, time_col, str(member), cfg, time_col)
+        curves.append(c)
+        if cfg.fit_time_axis:
+            ty = np.array([np.nan if v is None else v for v in c["points"]["y"]], float)
+            fit = fits.fit_to_json(
+                np.array(c["points"]["x"], float), ty, cfg.criterion, cfg.max_k, cfg.n_boot, cfg.ci, cfg.seed
+            )
+            _gate_time_threshold(fit, c, low, high, cfg)
+            fits_step[str(member)] = fit
+    # Order training curves like the scale axis, smallest member first.
+    order = {m: i for i, m in enumerate(scale_curve["members"])} if scale_curve else {}
+    curves.sort(key=lambda c: order.get(c["label"], len(order)))
+    return curves, fits_step
+
+
+def _gate_time_threshold(
+    fit: dict[str, Any], curve: dict[str, Any], low: float | None, high: float | None, cfg: AnalysisConfig
+) -> None:
+    """Drop a training-time threshold whose curve does not go from near chance to well above it."""
+    means = [m for m in curve["mean"] if m is not None]
+    if fit.get("threshold") is None or not means or low is None or high is None or low == high:
+        return
+    first, last = (float(v) for v in bigbench.normalised_score(np.array([means[0], means[-1]]), low, high))
+    if first <= cfg.small_max_score and last >= cfg.large_min_score:
+        return
+    fit["threshold"] = None
+    fit["threshold_note"] = (
+        f"no training-time threshold: the curve goes from score {first:.1f} to {last:.1f} "
+        f"(a jump needs ≤ {cfg.small_max_score:g} at the start and ≥ {cfg.large_min_score:g} at the end)"
+    )
+
+
+def _verdict(
+    bb: dict[str, Any],
+    fit: dict[str, Any],
+    curve: dict[str, Any],
+    obs: pd.DataFrame,
+    spec: MetricSpec,
+    bounds: tuple[float | None, float | None],
+    metric: str,
+    cfg: AnalysisConfig,
+) -> tuple[dict[str, Any], list[str]]:
+    """The rule on the data, its stability over resamples, and the design's power: the final verdict."""
+    v = classify(bb, fit, cfg.primary_axis, cfg)
+    point = v["verdict"]
+    n_pts = len(curve["points"]["x"])
+    by_run = obs.set_index("run_id")
+    run_ids = curve["points"]["run_id"]
+    se = _column_of(by_run, "stderr", run_ids, n_pts)
+    n_items = _column_of(by_run, "n", run_ids, n_pts)
+    stab, labels = (None, [])
+    if bb.get("status") != "degenerate":
+        stab, labels = stability.stability(
+            curve["points"], se, n_items, spec.kind == "discontinuous", bounds[0], bounds[1],
+            fit.get("criterion", "aic"), cfg, metric,
+        )  # fmt: skip
+    seeds = [s for s in curve["n_seeds"] if s]
+    items = n_items[np.isfinite(n_items)]
+    design = stability.design_block(
+        curve["x"], int(np.median(seeds)) if seeds else 1, int(np.median(items)) if items.size else 200, cfg
+    )
+    final = point if stab is None else stab["top"] if stab["p_top"] >= cfg.stability_bar else "borderline"
+    label = final
+    if design["status"] == "underpowered" and final != "emergent":
+        final, label = "inconclusive", "inconclusive (design)"
+    v.update(
+        verdict=final,
+        label=label,
+        point_verdict=point,
+        stability=stab,
+        deciding=stability.deciding_margin(v["margins"], stab) if final == "borderline" and stab else None,
+        design=design,
+    )
+    return v, labels
+
+
+def _column_of(by_run: pd.DataFrame, col: str, run_ids: list[str], n: int) -> np.ndarray:
+    """A per-run column in the order of a curve's points (nan where absent)."""
+    if col not in by_run.columns:
+        return np.full(n, np.nan)
+    return pd.to_numeric(by_run[col].reindex(run_ids), errors="coerce").to_numpy(float)
+
+
+def mirage_outcome(
+    verdicts: dict[str, str], kinds: dict[str, str], compounding: set[str]
+) -> tuple[str, list[str], list[str]]:
+    """(outcome, discontinuous metrics that jump, continuous controls that jump) from per-metric labels."""
+    jumps = [m for m, v in verdicts.items() if kinds[m] == "discontinuous" and v == "emergent"]
+    controls = [m for m in verdicts if kinds[m] == "continuous" and m not in compounding]
+    cont_jumps = [m for m in controls if verdicts[m] == "emergent"]
+    if not jumps:
+        return "no_jump", jumps, cont_jumps
+    if not controls:
+        return "untested", jumps, cont_jumps
+    return ("robust" if cont_jumps else "mirage"), jumps, cont_jumps
+
+
+def task_label(verdicts: dict[str, str], kinds: dict[str, str], compounding: set[str]) -> str:
+    """The task's verdict from its metrics' verdicts (docs/emergence-analysis.md, "Task verdict")."""
+    outcome, _, cont_jumps = mirage_outcome(verdicts, kinds, compounding)
+    if outcome in ("robust", "untested") or cont_jumps:
+        return "emergent"
+    if outcome == "mirage":
+        return "mirage"
+    labels = set(verdicts.values())
+    if "smooth" in labels:
+        return "smooth"
+    if labels == {"absent"}:
+        return "absent"
+    return "inconclusive"
 
 
 def mirage_check(entries: list[dict[str, Any]], axis: str, multi_token: bool = False) -> dict[str, Any]:
@@ -225,7 +358,8 @@ def mirage_check(entries: list[dict[str, Any]], axis: str, multi_token: bool = F
 
     With `multi_token` (the task's answers have more than one token), a compounding metric (the answer's
     probability, exp Σ log p) is set aside: like exact match it is ~p^L of per-token quality, so it neither
-    confirms a jump nor serves as the smooth control.
+    confirms a jump nor serves as the smooth control. It reads the rule's verdict on the data as measured
+    (`point_verdict`); the task verdict's stability says how often the same outcome comes out on resamples.
     """
     first = entries[0]
     metrics = []
@@ -237,7 +371,7 @@ def mirage_check(entries: list[dict[str, Any]], axis: str, multi_token: bool = F
                 "metric": e["metric"],
                 "kind": e["kind"],
                 "compounds": bool(multi_token and e.get("compounds", False)),
-                "verdict": e["verdict"]["verdict"],
+                "verdict": _point(e),
                 "best_fit": fit.get("best"),
                 "breakthroughness": bb.get("breakthroughness"),
                 "clipped": bool(bb.get("clipped", False)),
@@ -248,20 +382,19 @@ def mirage_check(entries: list[dict[str, Any]], axis: str, multi_token: bool = F
                 "threshold": e["verdict"].get("threshold"),
             }
         )
-    jumps = [m["metric"] for m in metrics if m["kind"] == "discontinuous" and m["verdict"] == "emergent"]
+    compounding = {m["metric"] for m in metrics if m["compounds"]}
+    verdicts = {m["metric"]: m["verdict"] for m in metrics}
+    kinds = {m["metric"]: m["kind"] for m in metrics}
+    outcome, jumps, cont_jumps = mirage_outcome(verdicts, kinds, compounding)
     cont = [m for m in metrics if m["kind"] == "continuous" and not m["compounds"]]
-    cont_jumps = [m["metric"] for m in cont if m["verdict"] == "emergent"]
-    compounding = [m for m in metrics if m["compounds"]]
-    if not jumps:
-        outcome, survives, reason = "no_jump", None, "no discontinuous metric is emergent"
-    elif not cont:
-        outcome, survives = "untested", None
+    survives = {"robust": True, "mirage": False}.get(outcome)
+    if outcome == "no_jump":
+        reason = "no discontinuous metric is emergent"
+    elif outcome == "untested":
         reason = f"emergent under {', '.join(jumps)}; no continuous metric to check it against"
-    elif cont_jumps:
-        outcome, survives = "robust", True
+    elif outcome == "robust":
         reason = f"the jump under {', '.join(jumps)} survives under {', '.join(cont_jumps)}"
     else:
-        outcome, survives = "mirage", False
         smooth = ", ".join(f"{m['metric']} ({m['verdict']})" for m in cont)
         reason = (
             f"the jump under {', '.join(jumps)} disappears under {smooth}: "
@@ -270,7 +403,7 @@ def mirage_check(entries: list[dict[str, Any]], axis: str, multi_token: bool = F
     if compounding and jumps:
         reason += (
             "; "
-            + ", ".join(f"{m['metric']} ({m['verdict']})" for m in compounding)
+            + ", ".join(f"{m['metric']} ({m['verdict']})" for m in metrics if m["compounds"])
             + " compounds over the answer's tokens as exact match does and is not a control"
         )
     return {
@@ -285,13 +418,27 @@ def mirage_check(entries: list[dict[str, Any]], axis: str, multi_token: bool = F
     }
 
 
-def task_verdict(entries: list[dict[str, Any]], mirage: dict[str, Any]) -> dict[str, Any]:
-    """One verdict per task × shots × group, with a one-line summary over its metrics."""
+def _point(e: dict[str, Any]) -> str:
+    return str(e["verdict"].get("point_verdict", e["verdict"]["verdict"]))
+
+
+def task_verdict(
+    entries: list[dict[str, Any]],
+    mirage: dict[str, Any],
+    labels: dict[str, list[str]] | None = None,
+    cfg: AnalysisConfig | None = None,
+) -> dict[str, Any]:
+    """One verdict per task × shots × group, with a one-line summary over its metrics.
+
+    `labels` holds each metric's per-resample verdicts (the same seed resamples for every metric): the task
+    rule is applied to each resample for the task's stability, as the metric rule is for each metric's.
+    """
+    cfg = cfg or AnalysisConfig()
     by_metric = {e["metric"]: e["verdict"]["verdict"] for e in entries}
     parts = []
     for e in entries:
         v = e["verdict"]
-        text = f"{v['verdict']} under {e['metric']}"
+        text = f"{v.get('label', v['verdict'])} under {e['metric']}"
         th = v.get("threshold")
         if v["verdict"] == "emergent" and th:
             unit = AXIS_UNITS.get(v["axis"], v["axis"])
@@ -303,29 +450,36 @@ def task_verdict(entries: list[dict[str, Any]], mirage: dict[str, Any]) -> dict[
         parts.append(text)
     kinds = {e["metric"]: e["kind"] for e in entries}
     compounding = {m["metric"] for m in mirage["metrics"] if m.get("compounds")}
-    verdicts = set(by_metric.values())
-    cont_emergent = any(
-        kinds[m] == "continuous" and m not in compounding and v == "emergent" for m, v in by_metric.items()
-    )
-    if mirage["outcome"] in ("robust", "untested") or cont_emergent:
-        verdict = "emergent"
-    elif mirage["outcome"] == "mirage":
-        verdict = "mirage"
-    elif "smooth" in verdicts:
-        verdict = "smooth"
-    elif verdicts == {"absent"}:
-        verdict = "absent"
-    else:
-        verdict = "inconclusive"
+    point = task_label({e["metric"]: _point(e) for e in entries}, kinds, compounding)
+    stab = None
+    if labels and all(labels.get(e["metric"]) for e in entries):
+        n = min(len(labels[e["metric"]]) for e in entries)
+        per_resample = [
+            task_label({e["metric"]: labels[e["metric"]][i] for e in entries}, kinds, compounding)
+            for i in range(n)
+        ]
+        stab = stability.summarise(per_resample, None, cfg)
+    verdict = point if stab is None else stab["top"] if stab["p_top"] >= cfg.stability_bar else "borderline"
+    label = verdict
+    designs = [e["verdict"].get("design") or {} for e in entries]
+    if verdict not in ("emergent", "mirage") and any(d.get("status") == "underpowered" for d in designs):
+        verdict, label = "inconclusive", "inconclusive (design)"
     first = entries[0]
     return {
         "task": first["task"],
         "shots": first["shots"],
         "group": first["group"],
         "verdict": verdict,
+        "label": label,
+        "point_verdict": point,
+        "stability": stab,
         "summary": "; ".join(parts),
         "by_metric": by_metric,
     }
+
+
+def _task_key(e: dict[str, Any]) -> tuple[Any, ...]:
+    return (e["task"], e["shots"], tuple(e["group"].items()))
 
 
 def _multi_token_tasks(length_rows: pd.DataFrame) -> set[str]:
@@ -343,19 +497,22 @@ def analyze_results(df: pd.DataFrame, cfg: AnalysisConfig | None = None) -> dict
     rows, length_rows, groups, axes = _prepare(df, cfg, warnings)
     keys = ["task", "shots", *groups, "metric"]
     entries = []
+    resampled: dict[tuple[Any, ...], dict[str, list[str]]] = {}
     for key, g in rows.groupby(keys, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         log.debug("analysing %s", key)
-        entries.append(_entry(key, g, groups, axes, cfg, warnings))
+        e, labels = _entry(key, g, groups, axes, cfg, warnings)
+        entries.append(e)
+        resampled.setdefault(_task_key(e), {})[e["metric"]] = labels
     mirage, tasks = [], []
     by_task: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for e in entries:
-        by_task.setdefault((e["task"], e["shots"], tuple(e["group"].items())), []).append(e)
+        by_task.setdefault(_task_key(e), []).append(e)
     multi = _multi_token_tasks(length_rows)
-    for ents in by_task.values():
+    for tkey, ents in by_task.items():
         m = mirage_check(ents, cfg.primary_axis, multi_token=ents[0]["task"] in multi)
         mirage.append(m)
-        tasks.append(task_verdict(ents, m))
+        tasks.append(task_verdict(ents, m, resampled.get(tkey), cfg))
     study = None
     if "study" in df.columns and df["study"].notna().any():
         study = str(df["study"].dropna().iloc[0])

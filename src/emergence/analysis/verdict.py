@@ -15,11 +15,14 @@ from typing import Any
 from emergence.analysis.settings import AnalysisConfig
 
 CRITERIA = ("near_chance_small", "well_above_large", "nonlinear_fit", "breakthrough")
+# What else the labels turn on: "smooth" needs the score to rise by `min_improvement`.
+MARGINS = (*CRITERIA, "improvement")
 CRITERION_NAMES = {
     "near_chance_small": "smallest model near chance",
     "well_above_large": "largest model well above chance",
     "nonlinear_fit": "sigmoid or hinge beats the line",
     "breakthrough": "breakthroughness",
+    "improvement": "rise from smallest to largest (for smooth)",
 }
 LABELS = ("emergent", "smooth", "absent", "inconclusive")
 
@@ -46,6 +49,12 @@ class RuleInputs:
     n: int  # scale points with a score
     advantage: float | None  # criterion(line) − best criterion of sigmoid/hinge; None: no shape fit
     breakthroughness: float | None
+
+
+def margins_held(r: RuleInputs, cfg: AnalysisConfig) -> list[bool]:
+    """Whether each of `MARGINS` holds: the four criteria, then the rise that "smooth" needs."""
+    crit = criteria_of(r, cfg)
+    return [*(crit[c] for c in CRITERIA), r.sn - r.s1 >= cfg.min_improvement]
 
 
 def criteria_of(r: RuleInputs, cfg: AnalysisConfig) -> dict[str, bool]:
@@ -86,6 +95,7 @@ def margins(r: RuleInputs, cfg: AnalysisConfig, criterion: str) -> list[dict[str
         ("well_above_large", "largest score", r.sn, cfg.large_min_score, ">="),
         ("nonlinear_fit", delta_name, r.advantage, cfg.min_delta_aic, ">="),
         ("breakthrough", "B", r.breakthroughness, cfg.min_breakthroughness_ratio * (r.n - 1), ">="),
+        ("improvement", "rise", r.sn - r.s1, cfg.min_improvement, ">="),
     ]
     out = []
     for key, what, value, cut, op in rows:
