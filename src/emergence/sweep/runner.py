@@ -34,6 +34,7 @@ from emergence.errors import UserError
 from emergence.io import atomic_path, read_json, read_jsonl, write_json, write_yaml
 from emergence.sweep.config import StudyConfig
 from emergence.sweep.corpus import prepare_study_corpus
+from emergence.sweep.design import design_warning
 from emergence.sweep.executors import ProgressFn, executor_kwargs, make_executor
 from emergence.sweep.plan import RunSpec, arch_column, eval_key_of, plan_study
 from emergence.sweep.store import (
@@ -395,6 +396,9 @@ def run_study(
     t0 = time.perf_counter()
     study_dir = study_dir_for(study, out)
     specs = plan_study(study)
+    warning = design_warning(study, specs)
+    if warning:
+        log.warning(warning)
     study_dir.mkdir(parents=True, exist_ok=True)
     with study_lock(study_dir):
         write_yaml(study_dir / "study.yaml", to_dict(study))
