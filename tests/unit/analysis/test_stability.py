@@ -26,10 +26,19 @@ def _rows(
             v = rng.binomial(items, p) / items
             rows.append(
                 dict(
-                    run_id=f"m{i}-s{s}", member=f"m{i}", n_params=float(n), flops=6.0 * n * step, step=step,
-                    seed=s, task="t", shots=0, metric="exact_match", value=v,
-                    stderr=float(np.sqrt(max(v * (1 - v), 1e-4) / items)), n=items,
-                )  # fmt: skip
+                    run_id=f"m{i}-s{s}",
+                    member=f"m{i}",
+                    n_params=float(n),
+                    flops=6.0 * n * step,
+                    step=step,
+                    seed=s,
+                    task="t",
+                    shots=0,
+                    metric="exact_match",
+                    value=v,
+                    stderr=float(np.sqrt(max(v * (1 - v), 1e-4) / items)),
+                    n=items,
+                )
             )
     return pd.DataFrame(rows)
 
@@ -114,9 +123,19 @@ def test_training_time_threshold_only_for_curves_that_leave_chance() -> None:
                     v = 0.95 / (1 + np.exp(-3 * (np.log10(step) - np.log10(256) + 0.2 * (i - 2))))
                 rows.append(
                     dict(
-                        run_id=f"m{i}-s{s}", member=f"m{i}", n_params=float(n), flops=float(n), step=step,
-                        seed=s, task="t", shots=0, metric="exact_match", value=float(v), stderr=0.01, n=200,
-                    )  # fmt: skip
+                        run_id=f"m{i}-s{s}",
+                        member=f"m{i}",
+                        n_params=float(n),
+                        flops=float(n),
+                        step=step,
+                        seed=s,
+                        task="t",
+                        shots=0,
+                        metric="exact_match",
+                        value=float(v),
+                        stderr=0.01,
+                        n=200,
+                    )
                 )
     out = analyze_results(pd.DataFrame(rows), AnalysisConfig(n_boot=10, stability_resamples=0, power_sims=0))
     (entry,) = out["entries"]
