@@ -157,6 +157,13 @@ class BudgetConfig:
             raise ValueError(f"{self.kind}: required when kind is {self.kind!r}")
         if not needed > 0:
             raise ValueError(f"{self.kind}: must be positive, got {needed}")
+        # An amount of another kind would be silently ignored (`budget.steps=300` on a tokens_per_param study).
+        for other in ("steps", "tokens", "tokens_per_param", "flops"):
+            if other != self.kind and getattr(self, other) is not None:
+                raise ValueError(
+                    f"{other}: set, but kind is {self.kind!r}; to train by {other}, replace the whole "
+                    f"section: budget={{kind: {other}, {other}: …}}"
+                )
         if not self.multipliers or any(not (m > 0 and math.isfinite(m)) for m in self.multipliers):
             raise ValueError(f"multipliers: need positive numbers, got {list(self.multipliers)}")
         if len(set(self.multipliers)) != len(self.multipliers):

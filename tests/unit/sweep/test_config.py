@@ -30,6 +30,8 @@ def test_parses_tiny_study(study_dict: dict[str, Any]) -> None:
         ("budget.kind=weeks", "budget.kind"),
         ("family.geometric.n=3", "geometric"),
         ("budget.kind=tokens", "tokens"),
+        # the study's budget is in steps: an amount of another kind would be ignored
+        ("budget.tokens_per_param=20", "tokens_per_param: set, but kind is 'steps'"),
         ("executor.wokers=2", "wokers"),
     ],
 )
