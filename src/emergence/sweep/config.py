@@ -157,7 +157,7 @@ class BudgetConfig:
             raise ValueError(f"{self.kind}: required when kind is {self.kind!r}")
         if not needed > 0:
             raise ValueError(f"{self.kind}: must be positive, got {needed}")
-        # An amount of another kind would be silently ignored (`budget.steps=300` on a tokens_per_param study).
+        # An amount of another kind would be ignored silently (budget.steps=300 on a tokens_per_param study)
         for other in ("steps", "tokens", "tokens_per_param", "flops"):
             if other != self.kind and getattr(self, other) is not None:
                 raise ValueError(
