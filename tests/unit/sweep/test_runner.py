@@ -13,7 +13,14 @@ from emergence.errors import UserError
 from emergence.io import read_json, sha256_file
 from emergence.sweep.config import parse_study
 from emergence.sweep.plan import plan_study
-from emergence.sweep.runner import RESULT_COLUMNS, make_jobs, run_study, select_jobs, study_lock
+from emergence.sweep.runner import (
+    RESULT_COLUMNS,
+    _longest_first,
+    make_jobs,
+    run_study,
+    select_jobs,
+    study_lock,
+)
 
 from .conftest import tiny_study_dict
 from .fakes import calls, fake_work
@@ -143,3 +150,15 @@ def test_report_lists_planned_runs_with_member_and_seed_of_failed_ones(tmp_path:
     failed = [r for r in report.runs if r.status == "failed"]
     assert [(r.member, r.seed) for r in failed] == [("boom", 3)]
     assert read_json(tmp_path / "environment.json")["python"]
+
+
+def test_parallel_workers_start_with_the_longest_runs(tmp_path: Path) -> None:
+    """A compute-optimal budget trains the largest member longest: it goes first."""
+    d = tiny_study_dict()
+    d["budget"] = {"kind": "tokens_per_param", "tokens_per_param": 2}
+    study = parse_study(d)
+    jobs = make_jobs(study, tmp_path, plan_study(study))
+    ordered = _longest_first(jobs)
+    tokens = [j.spec.run_config["train"]["tokens"] for j in ordered]
+    assert tokens == sorted(tokens, reverse=True) and tokens[0] > tokens[-1]
+    assert sorted(j.spec.run_id for j in ordered) == sorted(j.spec.run_id for j in jobs)
