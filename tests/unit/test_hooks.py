@@ -58,3 +58,45 @@ def test_run_with_hooks_modifies_and_removes() -> None:
 def test_unknown_hook_name_raises() -> None:
     with pytest.raises(KeyError, match="no hook point"):
         Toy().run_with_hooks(torch.randn(1, 3), fwd_hooks=[("blocks.9.hook_out", lambda a, h: a)])
+
+
+def test_nested_contexts_remove_only_their_own_hooks() -> None:
+    m = Toy()
+    x = torch.randn(2, 3)
+    calls: list[str] = []
+
+    def outer(a: torch.Tensor, hook: HookPoint) -> None:
+        calls.append("outer")
+
+    def inner(a: torch.Tensor, hook: HookPoint) -> torch.Tensor:
+        calls.append("inner")
+        return torch.zeros_like(a)
+
+    with m.hooks([("blocks.0.hook_out", outer)]):
+        # run_with_cache opens its own context on every point, the outer hook's included
+        _, cache = m.run_with_cache(x, names_filter="blocks.0.hook_out")
+        assert "blocks.0.hook_out" in cache
+        with m.hooks([("blocks.0.hook_out", inner)]):
+            m(x)
+        assert calls == ["outer", "outer", "inner"]
+        calls.clear()
+        m(x)  # the inner hook is gone, the outer one still fires
+        assert calls == ["outer"]
+        assert m.hook_dict["blocks.0.hook_out"].active
+    assert not any(hp.active for hp in m.hook_dict.values())
+
+
+def test_the_same_function_twice_is_removed_once_per_context() -> None:
+    m = Toy()
+    seen: list[int] = []
+
+    def count(a: torch.Tensor, hook: HookPoint) -> None:
+        seen.append(1)
+
+    with m.hooks([("hook_in", count)]):
+        with m.hooks([("hook_in", count)]):
+            m(torch.randn(1, 3))
+        assert len(seen) == 2
+        m(torch.randn(1, 3))
+        assert len(seen) == 3
+    assert not m.hook_dict["hook_in"].active

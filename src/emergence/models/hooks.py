@@ -40,6 +40,13 @@ class HookPoint(nn.Module):
     def add(self, fn: HookFn) -> None:
         self._fns.append(fn)
 
+    def remove(self, fn: HookFn) -> None:
+        """Detach one attachment of `fn` (the latest), leaving every other hook in place."""
+        for i in range(len(self._fns) - 1, -1, -1):
+            if self._fns[i] is fn:
+                del self._fns[i]
+                return
+
     def clear(self) -> None:
         self._fns.clear()
 
@@ -87,8 +94,12 @@ class HookedModule(nn.Module):
 
     @contextlib.contextmanager
     def hooks(self, fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]]) -> Iterator[None]:
-        """Attach hooks for the duration of the block; a hook name may also be a filter function."""
-        attached: list[HookPoint] = []
+        """Attach hooks for the duration of the block; a hook name may also be a filter function.
+
+        On exit only the hooks this block attached are removed: hooks of an enclosing block (or added with
+        `HookPoint.add`) stay, as TransformerLens's nested contexts do.
+        """
+        attached: list[tuple[HookPoint, HookFn]] = []
         try:
             for name, fn in fwd_hooks:
                 match = _as_filter(name) if callable(name) else (lambda n, _name=name: n == _name)
@@ -97,11 +108,11 @@ class HookedModule(nn.Module):
                     raise KeyError(f"no hook point named {name!r}")
                 for hp in found:
                     hp.add(fn)
-                    attached.append(hp)
+                    attached.append((hp, fn))
             yield
         finally:
-            for hp in attached:
-                hp.clear()
+            for hp, fn in reversed(attached):
+                hp.remove(fn)
 
     def run_with_hooks(
         self, *args: Any, fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]] = (), **kwargs: Any
