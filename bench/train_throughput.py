@@ -44,8 +44,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from emergence.models.families import flops_per_token
-from emergence.models.gpt import GPT, GPTConfig
-from emergence.models.kernels import AUTO_MIN_WORK, fused_gelu, mlp_elements_per_step, use_fused_gelu
+from emergence.models.gpt import GPT, GPTConfig, mlp_elements_per_step
+from emergence.models.kernels import AUTO_MIN_WORK, fused_gelu, use_fused_gelu
 from emergence.runtime import tune_allocator
 
 VOCAB = 65

@@ -374,3 +374,12 @@ class GPT(HookedModule):
     def hidden(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """Token ids (B,T) → final normalised residual stream (B,T,D), e.g. for classification heads."""
         return self._trunk(idx, cache, False)
+
+
+def mlp_elements_per_step(model_cfg: object, sequences: int) -> int:
+    """Elements of the tanh-GELU activation in one training step (all layers; full-context sequences, an
+    upper bound the config alone fixes): 0 for models without one (ReLU, attention-only, recurrent)."""
+    cfg = model_cfg
+    if not isinstance(cfg, GPTConfig) or cfg.attn_only or cfg.act != "gelu_tanh":
+        return 0
+    return sequences * cfg.n_ctx * cfg.mlp_width * cfg.n_layer

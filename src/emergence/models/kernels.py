@@ -116,14 +116,3 @@ def gelu_tanh(x: torch.Tensor, training: bool) -> torch.Tensor:
     ):
         return _compiled(x)  # type: ignore[misc]
     return F.gelu(x, approximate="tanh")
-
-
-def mlp_elements_per_step(model_cfg: object, sequences: int) -> int:
-    """Elements of the tanh-GELU activation in one training step (all layers; full-context sequences, an
-    upper bound the config alone fixes): 0 for models without one (ReLU, attention-only, recurrent)."""
-    from emergence.models.gpt import GPTConfig
-
-    cfg = model_cfg
-    if not isinstance(cfg, GPTConfig) or cfg.attn_only or cfg.act != "gelu_tanh":
-        return 0
-    return sequences * cfg.n_ctx * cfg.mlp_width * cfg.n_layer

@@ -10,40 +10,15 @@ micro-batches). `CausalObjective` is clm behind the trainer's objective interfac
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from emergence.registry import Registry
+from emergence.train.heldout import evaluate
+from emergence.train.losses import OBJECTIVES, Objective, causal_lm_loss, per_token_loss
 
-# (logits (B,T,V), targets (B,T), mask (B,T) bool) -> (sum of losses, number of counted tokens)
-Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, int]]
-
-OBJECTIVES: Registry[Objective] = Registry("objective")
-
-
-@OBJECTIVES.register("clm")
-def causal_lm_loss(
-    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
-) -> tuple[torch.Tensor, int]:
-    """Summed next-token cross-entropy over masked positions, and how many positions were counted."""
-    B, T, V = logits.shape
-    flat_mask = mask.reshape(B * T)  # (B*T,)
-    # Index first, so the softmax runs only over counted positions (answers are a small part of a task batch).
-    picked = logits.reshape(B * T, V)[flat_mask]  # (N, V)
-    loss = F.cross_entropy(picked.float(), targets.reshape(B * T)[flat_mask], reduction="sum")
-    return loss, int(flat_mask.sum())
-
-
-def per_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Unreduced next-token cross-entropy (B,T), for evaluation by position."""
-    B, T, V = logits.shape
-    return F.cross_entropy(logits.reshape(B * T, V).float(), targets.reshape(B * T), reduction="none").view(
-        B, T
-    )
+__all__ = ["OBJECTIVES", "CausalObjective", "Objective", "causal_lm_loss", "per_token_loss"]
 
 
 class CausalObjective:
@@ -68,7 +43,5 @@ class CausalObjective:
         return {"clm": s}, {}
 
     def evaluate(self, model: nn.Module, batch_size: int, device: str) -> dict[str, float]:
-        """Held-out loss and exact match (`train.trainer.evaluate`)."""
-        from emergence.train.trainer import evaluate
-
+        """Held-out loss and exact match (`train.heldout.evaluate`)."""
         return evaluate(model, self.data, batch_size, device)

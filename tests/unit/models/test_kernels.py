@@ -9,12 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from emergence.models import kernels
-from emergence.models.gpt import GPT, GPTConfig
+from emergence.models.gpt import GPT, GPTConfig, mlp_elements_per_step
 from emergence.models.kernels import (
     AUTO_MIN_WORK,
     fused_gelu,
     gelu_tanh,
-    mlp_elements_per_step,
     use_fused_gelu,
 )
 
