@@ -13,7 +13,9 @@ Conventions (Kaplan et al. 2020; REFERENCES §5):
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from emergence.errors import UserError
@@ -84,6 +86,113 @@ def _human(n: int) -> str:
     return str(n)
 
 
+@dataclass(frozen=True)
+class _Sizer:
+    """Shapes of one geometric family: a config from (layers, width), its parameter count, and the shape
+    closest to a target count."""
+
+    arch: str
+    vocab_size: int
+    n_ctx: int
+    scale: str
+    aspect: float
+    n_layer: int
+    d_model: int
+    d_head: int
+    non_embedding: bool
+    flags: dict[str, Any]
+
+    def make(self, layers: int, width: int) -> Any:
+        if self.arch == "lstm":
+            return recurrent.LSTMConfig(
+                vocab_size=self.vocab_size,
+                n_ctx=self.n_ctx,
+                n_layer=layers,
+                d_embed=width,
+                d_hidden=width,
+                **self.flags,
+            )
+        return GPTConfig(
+            vocab_size=self.vocab_size,
+            n_ctx=self.n_ctx,
+            n_layer=layers,
+            d_model=width,
+            n_head=width // self.d_head,
+            **self.flags,
+        )
+
+    def size(self, layers: int, width: int) -> int:
+        cfg = self.make(layers, width)
+        if self.arch == "lstm":
+            return recurrent.count_params(cfg, non_embedding=self.non_embedding)
+        return count_params(cfg, non_embedding=self.non_embedding)
+
+    def best_width(self, layers: int, target: float) -> int:
+        # The count grows monotonically with width: double, then bisect over multiples of d_head.
+        d_head = self.d_head
+        hi = 1
+        while self.size(layers, hi * d_head) < target:
+            hi *= 2
+        lo = max(1, hi // 2)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.size(layers, mid * d_head) < target:
+                lo = mid + 1
+            else:
+                hi = mid
+        candidates = [k for k in (lo - 1, lo) if k >= 1]
+        k = min(candidates, key=lambda k: abs(math.log(self.size(layers, k * d_head) / target)))
+        return k * d_head
+
+    def shape_for(self, target: float) -> tuple[int, int]:
+        if self.scale == "width":
+            return self.n_layer, self.best_width(self.n_layer, target)
+        if self.scale == "depth":
+            per_layer = self.size(2, self.d_model) - self.size(1, self.d_model)
+            layers = max(1, round((target - self.size(1, self.d_model)) / per_layer) + 1)
+            return layers, self.d_model
+        # "both": for each depth, the width that best hits the target; then trade the count error against the
+        # aspect-ratio error (both in log space; the count matters more, hence the weight).
+        best: tuple[float, int, int] | None = None
+        for layers in range(1, 97):
+            width = self.best_width(layers, target)
+            err = (
+                math.log(self.size(layers, width) / target) ** 2
+                + 0.05 * math.log(width / layers / self.aspect) ** 2
+            )
+            if best is None or err < best[0]:
+                best = (err, layers, width)
+        assert best is not None
+        return best[1], best[2]
+
+
+def _check_family(
+    arch: str, flags: dict[str, Any], n: int, min_params: int, max_params: int, scale: str, sizes: tuple
+) -> None:
+    """One-line errors for a geometric family that cannot be built. `sizes` is (d_head, n_layer, d_model,
+    aspect)."""
+    if arch not in ("gpt", "lstm"):
+        raise UserError(f"family: geometric families are GPTs or LSTMs, got arch {arch!r}")
+    if arch == "lstm":
+        known = {f.name for f in dataclasses.fields(recurrent.LSTMConfig)}
+        unknown = sorted(set(flags) - known)
+        if unknown:
+            raise UserError(f"family: {unknown} are not LSTM fields (LSTMConfig has {sorted(known)})")
+    if n < 1:
+        raise UserError(f"family: n must be at least 1, got {n}")
+    if min_params <= 0 or max_params < min_params:
+        raise UserError(f"family: need 0 < min_params <= max_params, got {min_params} and {max_params}")
+    if n > 1 and max_params == min_params:
+        raise UserError("family: min_params equals max_params, so all members would be the same model")
+    if scale not in ("width", "depth", "both"):
+        raise UserError(f"family: scale must be 'width', 'depth' or 'both', got {scale!r}")
+    d_head, n_layer, d_model, aspect = sizes
+    if d_head <= 0 or n_layer <= 0 or d_model <= 0 or aspect <= 0:
+        raise UserError("family: d_head, n_layer, d_model and aspect must be positive")
+    if d_model % d_head:
+        raise UserError(f"family: d_model={d_model} is not a multiple of d_head={d_head}")
+
+
 def geometric_family(
     min_params: int,
     max_params: int,
@@ -114,97 +223,22 @@ def geometric_family(
     `d_head`, which is then only the width step), the depth is the number of stacked LSTM layers, and `flags`
     are other LSTMConfig fields (dropout, tie_embeddings).
     """
-    if arch not in ("gpt", "lstm"):
-        raise UserError(f"family: geometric families are GPTs or LSTMs, got arch {arch!r}")
+    _check_family(arch, flags, n, min_params, max_params, scale, (d_head, n_layer, d_model, aspect))
     prefix = f"{arch}-" if prefix is None else prefix
-    if arch == "lstm":
-        import dataclasses
-
-        known = {f.name for f in dataclasses.fields(recurrent.LSTMConfig)}
-        unknown = sorted(set(flags) - known)
-        if unknown:
-            raise UserError(f"family: {unknown} are not LSTM fields (LSTMConfig has {sorted(known)})")
-    if n < 1:
-        raise UserError(f"family: n must be at least 1, got {n}")
-    if min_params <= 0 or max_params < min_params:
-        raise UserError(f"family: need 0 < min_params <= max_params, got {min_params} and {max_params}")
-    if n > 1 and max_params == min_params:
-        raise UserError("family: min_params equals max_params, so all members would be the same model")
-    if scale not in ("width", "depth", "both"):
-        raise UserError(f"family: scale must be 'width', 'depth' or 'both', got {scale!r}")
-    if d_head <= 0 or n_layer <= 0 or d_model <= 0 or aspect <= 0:
-        raise UserError("family: d_head, n_layer, d_model and aspect must be positive")
-    if d_model % d_head:
-        raise UserError(f"family: d_model={d_model} is not a multiple of d_head={d_head}")
-
-    def make(layers: int, width: int) -> Any:
-        if arch == "lstm":
-            return recurrent.LSTMConfig(
-                vocab_size=vocab_size, n_ctx=n_ctx, n_layer=layers, d_embed=width, d_hidden=width, **flags
-            )
-        return GPTConfig(
-            vocab_size=vocab_size,
-            n_ctx=n_ctx,
-            n_layer=layers,
-            d_model=width,
-            n_head=width // d_head,
-            **flags,
-        )
-
-    def size(layers: int, width: int) -> int:
-        cfg = make(layers, width)
-        if arch == "lstm":
-            return recurrent.count_params(cfg, non_embedding=non_embedding)
-        return count_params(cfg, non_embedding=non_embedding)
-
-    def best_width(layers: int, target: float) -> int:
-        # The count grows monotonically with width: double, then bisect over multiples of d_head.
-        hi = 1
-        while size(layers, hi * d_head) < target:
-            hi *= 2
-        lo = max(1, hi // 2)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if size(layers, mid * d_head) < target:
-                lo = mid + 1
-            else:
-                hi = mid
-        candidates = [k for k in (lo - 1, lo) if k >= 1]
-        k = min(candidates, key=lambda k: abs(math.log(size(layers, k * d_head) / target)))
-        return k * d_head
-
-    def shape_for(target: float) -> tuple[int, int]:
-        if scale == "width":
-            return n_layer, best_width(n_layer, target)
-        if scale == "depth":
-            per_layer = size(2, d_model) - size(1, d_model)
-            layers = max(1, round((target - size(1, d_model)) / per_layer) + 1)
-            return layers, d_model
-        # "both": for each depth, the width that best hits the target; then trade the count error against the
-        # aspect-ratio error (both in log space; the count matters more, hence the weight).
-        best: tuple[float, int, int] | None = None
-        for layers in range(1, 97):
-            width = best_width(layers, target)
-            err = math.log(size(layers, width) / target) ** 2 + 0.05 * math.log(width / layers / aspect) ** 2
-            if best is None or err < best[0]:
-                best = (err, layers, width)
-        assert best is not None
-        return best[1], best[2]
-
+    sizer = _Sizer(arch, vocab_size, n_ctx, scale, aspect, n_layer, d_model, d_head, non_embedding, flags)
     ratio = (max_params / min_params) ** (1.0 / (n - 1)) if n > 1 else 1.0
     out: list[tuple[str, GPTConfig]] = []
     seen: dict[tuple[int, int], int] = {}
     for i in range(n):
-        layers, width = shape_for(min_params * ratio**i)
+        layers, width = sizer.shape_for(min_params * ratio**i)
         if (layers, width) in seen:
             raise UserError(
                 f"family: members {seen[(layers, width)]} and {i} get the same shape "
                 f"(n_layer={layers}, d_model={width}); widen the range or use fewer members"
             )
         seen[(layers, width)] = i
-        cfg = make(layers, width)
-        name = f"{prefix}{_human(size(layers, width))}"
+        name = f"{prefix}{_human(sizer.size(layers, width))}"
         if any(name == existing for existing, _ in out):
             name = f"{name}-L{layers}"
-        out.append((name, cfg))
+        out.append((name, sizer.make(layers, width)))
     return out
