@@ -294,6 +294,94 @@ def measure_ablation(model: Any, tokenizer: Any, task: Any, cfg: MechanismsConfi
     return res
 
 
+class _Timer:
+    """Wall time of each named measurement (the result's `timing_s`)."""
+
+    def __init__(self) -> None:
+        self.timing: dict[str, float] = {}
+
+    def __call__(self, name: str, fn: Any, *args: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.timing[name] = time.perf_counter() - t
+
+
+def _model_info(mc: Any) -> dict[str, Any]:
+    return {
+        "n_layer": mc.n_layer,
+        "n_head": mc.n_head,
+        "d_model": mc.d_model,
+        "d_mlp": None if mc.attn_only else mc.mlp_width,
+        "vocab_size": mc.vocab_size,
+        "n_ctx": mc.n_ctx,
+        "attn_only": mc.attn_only,
+    }
+
+
+def _measure_streams(
+    model: Any, tokenizer: Any, tasks: Sequence[Any], cfg: MechanismsConfig, streams: Any, timed: _Timer
+) -> dict[str, Any]:
+    """Head scores, neuron statistics, criticality and the Jacobian: the measurements on token streams."""
+    mc = model.cfg
+    out: dict[str, Any] = {}
+    if cfg.heads:
+        icl_batch = None
+        if cfg.icl_data == "examples" and tasks:
+            exs = [e for t in tasks for e in _examples(t, "test", cfg.n_streams, cfg.seed)]
+            icl_batch = ablation.encode_examples(tokenizer, exs, mc.n_ctx)
+        out["heads"] = timed("heads", measure_heads, model, cfg, streams, tokenizer.bos_id, icl_batch)
+    if cfg.neurons or cfg.criticality:
+        mlp, resid, ids = neurons.record(model, streams)
+        if cfg.neurons:
+            out["neurons"] = timed("neurons", neurons.neuron_statistics, mlp, resid, ids)
+        if cfg.criticality and mlp:
+            low = cfg.n_special if mc.vocab_size > cfg.n_special + 1 else 0
+            T = min(cfg.stream_len, mc.n_ctx)
+            calib = task_streams(
+                tokenizer, tasks, cfg.n_calibration, T, "train", cfg.seed + 1, mc.vocab_size, low
+            )
+            mlp_calib, _, _ = neurons.record(model, calib)
+            out["criticality"] = timed(
+                "criticality", measure_criticality, mlp_calib, mlp, tuple(streams.shape), cfg
+            )
+    if cfg.jacobian:
+        out["jacobian"] = timed("jacobian", measure_jacobian, model, streams, cfg)
+    return out
+
+
+def _measure_tasks(
+    model: Any, tokenizer: Any, tasks: Sequence[Any], cfg: MechanismsConfig, timed: _Timer
+) -> dict[str, Any]:
+    """Ablation and attribution: the measurements on task examples."""
+    out: dict[str, Any] = {}
+    if cfg.ablation and tasks:
+        out["ablation"] = {
+            t.name: timed(f"ablation.{t.name}", measure_ablation, model, tokenizer, t, cfg) for t in tasks
+        }
+    if cfg.attribution_examples > 0 and tasks:
+        attr = {}
+        for t in tasks:
+            exs = _examples(t, "test", cfg.attribution_examples, cfg.seed)
+            attr[t.name] = [
+                {"prompt": e.prompt, "target": e.target}
+                | timed(
+                    f"attribution.{t.name}",
+                    attribution.attribute_example,
+                    model,
+                    tokenizer,
+                    e.prompt,
+                    e.target,
+                    "integrated_gradients",
+                    cfg.attribution_steps,
+                )
+                for e in exs
+            ]
+        out["attribution"] = attr
+    return out
+
+
 def measure_checkpoint(
     model: Any, tokenizer: Any, tasks: Sequence[Any], cfg: MechanismsConfig | None = None
 ) -> dict[str, Any]:
@@ -307,79 +395,22 @@ def measure_checkpoint(
     mc = model.cfg
     low = cfg.n_special if mc.vocab_size > cfg.n_special + 1 else 0
     T = min(cfg.stream_len, mc.n_ctx)
-    timing: dict[str, float] = {}
+    timed = _Timer()
     out: dict[str, Any] = {
         "config": to_dict(cfg),
-        "model": {
-            "n_layer": mc.n_layer,
-            "n_head": mc.n_head,
-            "d_model": mc.d_model,
-            "d_mlp": None if mc.attn_only else mc.mlp_width,
-            "vocab_size": mc.vocab_size,
-            "n_ctx": mc.n_ctx,
-            "attn_only": mc.attn_only,
-        },
+        "model": _model_info(mc),
         "tasks": [getattr(t, "name", str(t)) for t in tasks],
     }
     try:
         t0 = time.perf_counter()
         streams = task_streams(tokenizer, tasks, cfg.n_streams, T, "test", cfg.seed, mc.vocab_size, low)
-        timing["streams"] = time.perf_counter() - t0
-
-        def timed(name: str, fn: Any, *args: Any) -> Any:
-            t = time.perf_counter()
-            try:
-                return fn(*args)
-            finally:
-                timing[name] = time.perf_counter() - t
-
-        if cfg.heads:
-            icl_batch = None
-            if cfg.icl_data == "examples" and tasks:
-                exs = [e for t in tasks for e in _examples(t, "test", cfg.n_streams, cfg.seed)]
-                icl_batch = ablation.encode_examples(tokenizer, exs, mc.n_ctx)
-            out["heads"] = timed("heads", measure_heads, model, cfg, streams, tokenizer.bos_id, icl_batch)
-        if cfg.neurons or cfg.criticality:
-            mlp, resid, ids = neurons.record(model, streams)
-            if cfg.neurons:
-                out["neurons"] = timed("neurons", neurons.neuron_statistics, mlp, resid, ids)
-            if cfg.criticality and mlp:
-                calib = task_streams(
-                    tokenizer, tasks, cfg.n_calibration, T, "train", cfg.seed + 1, mc.vocab_size, low
-                )
-                mlp_calib, _, _ = neurons.record(model, calib)
-                out["criticality"] = timed(
-                    "criticality", measure_criticality, mlp_calib, mlp, tuple(streams.shape), cfg
-                )
-        if cfg.jacobian:
-            out["jacobian"] = timed("jacobian", measure_jacobian, model, streams, cfg)
-        if cfg.ablation and tasks:
-            out["ablation"] = {
-                t.name: timed(f"ablation.{t.name}", measure_ablation, model, tokenizer, t, cfg) for t in tasks
-            }
-        if cfg.attribution_examples > 0 and tasks:
-            attr = {}
-            for t in tasks:
-                exs = _examples(t, "test", cfg.attribution_examples, cfg.seed)
-                attr[t.name] = [
-                    {"prompt": e.prompt, "target": e.target}
-                    | timed(
-                        f"attribution.{t.name}",
-                        attribution.attribute_example,
-                        model,
-                        tokenizer,
-                        e.prompt,
-                        e.target,
-                        "integrated_gradients",
-                        cfg.attribution_steps,
-                    )
-                    for e in exs
-                ]
-            out["attribution"] = attr
+        timed.timing["streams"] = time.perf_counter() - t0
+        out.update(_measure_streams(model, tokenizer, tasks, cfg, streams, timed))
+        out.update(_measure_tasks(model, tokenizer, tasks, cfg, timed))
     finally:
         model.train(was_training)
     out["summary"] = summarise(out)
-    out["timing_s"] = timing
+    out["timing_s"] = timed.timing
     return _jsonable(out)
 
 
